@@ -1,0 +1,201 @@
+"""Jinja extension that gives copier.yml and the templates their helpers.
+
+Loaded by copier.yml through ``copier_template_extensions.TemplateExtensionLoader``
+so this folder needs no installation. Keep logic here, not in the templates.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import yaml
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+# --- AWS facts ----------------------------------------
+
+# Commercial AWS region codes from the AWS General Reference ("Regional
+# endpoints"), November 2026. A typo such as eu-west-9 is refused at the prompt
+# instead of surfacing when Terraform first talks to AWS.
+AWS_REGIONS: tuple[str, ...] = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+
+# Hourly on-demand prices in USD from the original note (eu-west-3), TF-6.
+# They are the defaults of the cost table; docs/costs.md says they move.
+HOURLY_USD: dict[str, float] = {
+    "nat_gateway": 0.045,
+    "eks_control_plane": 0.10,
+    "node_t3_medium": 0.047,
+    "rds_micro": 0.02,
+}
+
+
+def ecr_registry(account_id: str, region: str) -> str:
+    """Registry host of a private ECR registry."""
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+# --- Names --------------------------------------------
+
+# Kubernetes object names built from the slug add at most this many characters
+# ("-external-secrets", "-tfstate-<12-digit account>"...); a DNS-1123 label is
+# at most 63 characters, so the slug itself stays at or under 40.
+SLUG_MAX_LENGTH = 40
+DNS_LABEL_MAX_LENGTH = 63
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def slugify(text: str, max_length: int = SLUG_MAX_LENGTH) -> str:
+    """ASCII, lowercase, hyphen-separated; accents folded (``Été`` -> ``ete``)."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    slug = slug.lstrip("0123456789-")  # a DNS-1123 label used as a name must start with a letter
+    if len(slug) > max_length:
+        slug = slug[:max_length].rstrip("-")
+    return slug
+
+
+def dns_label_error(value: str, max_length: int = SLUG_MAX_LENGTH) -> str:
+    """Why ``value`` is not a DNS-1123 label of at most ``max_length`` characters ('' if it is)."""
+    value = str(value)
+    if not value:
+        return "must not be empty"
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; at most {max_length} keep every derived name within 63"
+    if not _DNS_LABEL.match(value):
+        return (
+            "must be lowercase ASCII letters, digits and '-', start with a letter "
+            "and end with a letter or digit (a DNS-1123 label)"
+        )
+    return ""
+
+
+def snake_case(text: str) -> str:
+    """``my-service`` -> ``my_service`` (database and Python identifiers)."""
+    return slugify(text, max_length=63).replace("-", "_")
+
+
+# --- Validators ---------------------------------------
+
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_GITLAB_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)+$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+def account_id_error(value: object) -> str:
+    text = str(value)
+    if not _ACCOUNT_ID.match(text):
+        return f"'{text}' is not an AWS account ID: exactly 12 digits, leading zeros included"
+    return ""
+
+
+def region_error(value: object) -> str:
+    if str(value) not in AWS_REGIONS:
+        return f"'{value}' is not an AWS region code (for example eu-west-3, us-east-1)"
+    return ""
+
+
+def gitlab_path_error(value: object) -> str:
+    text = str(value)
+    if not _GITLAB_PATH.match(text) or text.endswith((".git", "/")):
+        return f"'{text}' is not a GitLab project path such as 'my-group/my-service'"
+    return ""
+
+
+_DOMAIN = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def domain_error(value: object) -> str:
+    text = str(value)
+    if len(text) > 200 or not _DOMAIN.match(text):
+        return f"'{text}' is not a lowercase DNS domain such as example.com"
+    return ""
+
+
+def instance_type_error(value: object, prefix: str = "") -> str:
+    text = str(value)
+    if not text.startswith(prefix) or not _INSTANCE_TYPE.match(text[len(prefix) :]):
+        example = "db.t3.micro" if prefix else "t3.medium"
+        return f"'{text}' is not an instance type such as {example}"
+    return ""
+
+
+# --- Answers file ----------------------------------------------------------
+
+
+class _AnswersDumper(yaml.SafeDumper):
+    """Quotes every digit-only string: YAML 1.2 readers parse 012345678901 as a number."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "'" if value.isdigit() else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_AnswersDumper.add_representer(str, _represent_str)
+
+
+def answers_yaml(answers: dict[str, object]) -> str:
+    """The answers file body; an account ID like 012345678901 keeps its zero everywhere."""
+    return yaml.dump(
+        dict(answers), Dumper=_AnswersDumper, default_flow_style=False, allow_unicode=True, sort_keys=True
+    )
+
+
+class ServiceExtension(Extension):
+    """Filters and globals shared by copier.yml and template/."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters.update(
+            slugify=slugify,
+            snake_case=snake_case,
+            answers_yaml=answers_yaml,
+        )
+        environment.globals.update(
+            aws_regions=AWS_REGIONS,
+            hourly_usd=HOURLY_USD,
+            slug_max_length=SLUG_MAX_LENGTH,
+            registry_host=ecr_registry,
+            domain_error=domain_error,
+            dns_label_error=dns_label_error,
+            account_id_error=account_id_error,
+            region_error=region_error,
+            gitlab_path_error=gitlab_path_error,
+            instance_type_error=instance_type_error,
+        )
