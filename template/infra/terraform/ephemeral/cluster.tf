@@ -1,0 +1,180 @@
+locals {
+  ci_role_arn = data.terraform_remote_state.persistent.outputs.ci_role_arns[var.environment]
+
+  # Access entries replace the aws-auth ConfigMap: the environment's CI role deploys,
+  # the listed admins debug. Keys are static so plans stay stable.
+  cluster_admins = merge(
+    { ci = local.ci_role_arn },
+    { for i, arn in var.cluster_admin_arns : "admin-${i}" => arn },
+  )
+}
+
+module "eks" {
+  # checkov:skip=CKV_TF_1:Registry module pinned to an exact release; a published registry release cannot be changed, and init verifies what it downloads against that version.
+  source  = "terraform-aws-modules/eks/aws"
+  version = "21.17.0"
+
+  name               = local.name
+  kubernetes_version = var.kubernetes_version
+
+  vpc_id     = module.vpc.vpc_id
+  subnet_ids = module.vpc.private_subnets
+
+  # GitLab runners reach the API from outside the VPC; narrow the CIDRs when they are known.
+  endpoint_public_access       = true
+  endpoint_public_access_cidrs = var.cluster_endpoint_public_cidrs
+  endpoint_private_access      = true
+
+  authentication_mode                      = "API"
+  enable_cluster_creator_admin_permissions = false
+  # Pods get AWS credentials through Pod Identity, so no IRSA OIDC provider is created.
+  enable_irsa = false
+
+  access_entries = {
+    for key, arn in local.cluster_admins : key => {
+      principal_arn = arn
+      policy_associations = {
+        admin = {
+          policy_arn   = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+          access_scope = { type = "cluster" }
+        }
+      }
+    }
+  }
+
+  addons = {
+    vpc-cni                = { before_compute = true }
+    eks-pod-identity-agent = { before_compute = true }
+    kube-proxy             = {}
+    coredns                = {}
+    # K8S-4: without metrics-server the HPA shows <unknown>.
+    metrics-server = {}
+  }
+
+  eks_managed_node_groups = {
+    default = {
+      ami_type       = "AL2023_x86_64_STANDARD"
+      instance_types = [var.node_instance_type]
+      min_size       = var.node_count
+      max_size       = var.node_count + 2
+      desired_size   = var.node_count
+
+      # The node role carries AmazonEC2ContainerRegistryReadOnly, so pods pull from ECR
+      # without any pull secret (K8S-6).
+      iam_role_name            = "${local.name}-nodes"
+      iam_role_use_name_prefix = false
+    }
+  }
+}
+
+data "aws_eks_cluster_auth" "this" {
+  name = module.eks.cluster_name
+}
+
+# --- AWS Load Balancer Controller: turns Ingress (class alb) and Gateway objects into ALBs --
+
+module "lb_controller_pod_identity" {
+  # checkov:skip=CKV_TF_1:Registry module pinned to an exact release; a published registry release cannot be changed, and init verifies what it downloads against that version.
+  source  = "terraform-aws-modules/eks-pod-identity/aws"
+  version = "2.6.0"
+
+  name               = "${local.name}-lb-controller"
+  policy_name_prefix = "${local.name}-"
+
+  attach_aws_lb_controller_policy = true
+
+  associations = {
+    controller = {
+      cluster_name    = module.eks.cluster_name
+      namespace       = "kube-system"
+      service_account = "aws-load-balancer-controller"
+    }
+  }
+}
+
+resource "helm_release" "lb_controller" {
+  name       = "aws-load-balancer-controller"
+  repository = "https://aws.github.io/eks-charts"
+  chart      = "aws-load-balancer-controller"
+  version    = var.lb_controller_chart_version
+  namespace  = "kube-system"
+
+  values = [yamlencode({
+    clusterName = module.eks.cluster_name
+    region      = var.aws_region
+    vpcId       = module.vpc.vpc_id
+    serviceAccount = {
+      name = "aws-load-balancer-controller"
+    }
+    # The chart creates IngressClass `alb`, which the Kubernetes manifests use.
+    createIngressClassResource = true
+    ingressClass               = "alb"
+  })]
+
+  depends_on = [module.eks, module.lb_controller_pod_identity]
+}
+
+# --- External Secrets Operator (K8S-5): syncs Secrets Manager into Kubernetes Secrets ----------
+
+module "external_secrets_pod_identity" {
+  # checkov:skip=CKV_TF_1:Registry module pinned to an exact release; a published registry release cannot be changed, and init verifies what it downloads against that version.
+  source  = "terraform-aws-modules/eks-pod-identity/aws"
+  version = "2.6.0"
+
+  name               = "${local.name}-external-secrets"
+  policy_name_prefix = "${local.name}-"
+
+  attach_external_secrets_policy = true
+  external_secrets_secrets_manager_arns = [
+    aws_secretsmanager_secret.database.arn,
+    aws_secretsmanager_secret.app.arn,
+    module.rds.db_instance_master_user_secret_arn,
+  ]
+  external_secrets_kms_key_arns       = [aws_kms_key.secrets.arn]
+  external_secrets_ssm_parameter_arns = ["arn:aws:ssm:${var.aws_region}:${var.account_id}:parameter/${var.project_slug}/${var.environment}/*"]
+
+  additional_policy_arns = var.enable_ecr_pull_secret ? { ecr_token = aws_iam_policy.ecr_token[0].arn } : {}
+
+  associations = {
+    operator = {
+      cluster_name    = module.eks.cluster_name
+      namespace       = "external-secrets"
+      service_account = "external-secrets"
+    }
+  }
+}
+
+# K8S-6: only when an ecr-secret pull secret is wanted; ESO's ECRAuthorizationToken
+# generator refreshes it every hour.
+data "aws_iam_policy_document" "ecr_token" {
+  statement {
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_policy" "ecr_token" {
+  count = var.enable_ecr_pull_secret ? 1 : 0
+
+  name        = "${local.name}-ecr-token"
+  description = "Lets External Secrets mint ECR pull tokens for ecr-secret"
+  policy      = data.aws_iam_policy_document.ecr_token.json
+}
+
+resource "helm_release" "external_secrets" {
+  name             = "external-secrets"
+  repository       = "https://charts.external-secrets.io"
+  chart            = "external-secrets"
+  version          = var.external_secrets_chart_version
+  namespace        = "external-secrets"
+  create_namespace = true
+
+  values = [yamlencode({
+    installCRDs = true
+    serviceAccount = {
+      name = "external-secrets"
+    }
+  })]
+
+  depends_on = [module.eks, module.external_secrets_pod_identity]
+}

@@ -1,0 +1,24 @@
+output "ecr_repository_url" {
+  description = "Image name without tag; the pipeline pushes <sha>-candidate and promotes <sha> and latest (CI-4)."
+  value       = aws_ecr_repository.service.repository_url
+}
+
+output "ecr_repository_arn" {
+  description = "ARN of the service's ECR repository."
+  value       = aws_ecr_repository.service.arn
+}
+
+output "ecr_cache_repository_url" {
+  description = "Kaniko --cache-repo (CI-3)."
+  value       = aws_ecr_repository.cache.repository_url
+}
+
+output "ci_role_arns" {
+  description = "Role each pipeline job assumes with its GitLab ID token, by DEPLOY_ENV (build, dev, prod)."
+  value       = { for name, role in aws_iam_role.ci : name => role.arn }
+}
+
+output "gitlab_oidc_provider_arn" {
+  description = "IAM OIDC provider trusted by the CI roles."
+  value       = aws_iam_openid_connect_provider.gitlab.arn
+}
