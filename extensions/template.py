@@ -6,6 +6,7 @@ so this folder needs no installation. Keep logic here, not in the templates.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -86,7 +87,9 @@ def slugify(text: str, max_length: int = SLUG_MAX_LENGTH) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     slug = slug.lstrip("0123456789-")  # a DNS-1123 label used as a name must start with a letter
     if len(slug) > max_length:
-        slug = slug[:max_length].rstrip("-")
+        # Cut at a word boundary when there is one: "...-enough-to", not "...-enough-to-n".
+        head = slug[:max_length]
+        slug = head if slug[max_length] == "-" or "-" not in head else head.rsplit("-", 1)[0]
     return slug
 
 
@@ -103,6 +106,11 @@ def dns_label_error(value: str, max_length: int = SLUG_MAX_LENGTH) -> str:
             "and end with a letter or digit (a DNS-1123 label)"
         )
     return ""
+
+
+def quoted(text: object) -> str:
+    """A double-quoted string literal valid in Python, TOML, YAML and HCL (accents kept)."""
+    return json.dumps(str(text), ensure_ascii=False)
 
 
 def snake_case(text: str) -> str:
@@ -186,6 +194,7 @@ class ServiceExtension(Extension):
             slugify=slugify,
             snake_case=snake_case,
             answers_yaml=answers_yaml,
+            quoted=quoted,
         )
         environment.globals.update(
             aws_regions=AWS_REGIONS,

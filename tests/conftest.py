@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import copier
@@ -19,6 +20,17 @@ import pytest
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = TEMPLATE_ROOT / ".tools"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The copier of this venv, whatever PATH holds.
+COPIER = [sys.executable, "-m", "copier"]
+
+# Tests commit generated services and template releases; a CI machine has no git identity.
+for _key, _value in {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}.items():
+    os.environ.setdefault(_key, _value)
 
 # The answers every copy needs: the ones without a default.
 REQUIRED = {
@@ -129,3 +141,69 @@ def test_database_url() -> Iterator[str]:
             pytest.fail("TEST_DATABASE_URL is not set; .ci/run must start PostgreSQL", pytrace=False)
         pytest.skip("TEST_DATABASE_URL is not set")
     yield url
+
+
+def python_for(version: str) -> str:
+    """An interpreter of ``version`` (the generated service's), from PATH or pyenv."""
+    candidates = [shutil.which(f"python{version}") or ""]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(map(str, pyenv_root.glob(f"versions/{version}.*/bin/python{version}")), reverse=True)
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "--version"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    message = f"python{version} is not installed"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def service_venv(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """One virtualenv per Python version for the whole run, made by the service's own `make install`.
+
+    Every combination locks the same requirements, so sharing the venv keeps the suite fast
+    while each service still installs into it with its own Makefile (a no-op after the first).
+    """
+    root = tmp_path_factory.mktemp("service-venvs")
+
+    def venv_for(version: str) -> Path:
+        return root / f"py{version}"
+
+    return venv_for
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def snapshot_template(dst: Path) -> Path:
+    """A clean git repository holding this template as it is on disk now (committed or not).
+
+    `copier update` needs the template at a commit it can check out again later; the working
+    tree being tested may have uncommitted changes, so tests release from a snapshot instead.
+    """
+    files = git(TEMPLATE_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        source = TEMPLATE_ROOT / name
+        if source.is_file():
+            target = dst / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git(dst, "init", "-q", "-b", "main")
+    git(dst, "add", "-A")
+    git(dst, "commit", "-qm", "snapshot of the template under test")
+    return dst
+
+
+def release(template: Path, version: str, message: str = "") -> None:
+    """Commit whatever changed in a snapshot and tag it with a PEP 440 version."""
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", message or f"release {version}", "--allow-empty")
+    git(template, "tag", version)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    if not (repo / ".git").exists():
+        git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)

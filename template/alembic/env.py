@@ -1,0 +1,58 @@
+"""Alembic environment: URL from the settings, and a PostgreSQL advisory lock (K8S-2).
+
+Every replica's init container runs `alembic upgrade head` at the same moment. The lock makes
+them take turns: the first applies the migrations, the others find the schema at head and do
+nothing (the pattern pypi/warehouse uses).
+"""
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine, pool, text
+
+import app.models  # noqa: F401  registers every table on Base.metadata
+from app.core.config import get_settings
+from app.db.base import Base
+
+# Any constant shared by all replicas works; this one reads "alembic" in ASCII.
+MIGRATION_LOCK_ID = 0x616C656D626963
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+target_metadata = Base.metadata
+
+
+def database_url() -> str:
+    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        locked = connection.dialect.name == "postgresql"
+        if locked:
+            # Session-level lock: held across the migration transactions, released below
+            # or, if the process dies, when its connection closes.
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if locked:
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+                connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

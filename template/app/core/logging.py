@@ -1,0 +1,72 @@
+"""JSON logs on stdout, one object a line, with the request id and secrets redacted (OPS-1)."""
+
+import json
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+REDACTED = "[REDACTED]"
+# A key whose name contains one of these never has its value logged.
+_SENSITIVE_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|api[-_]?key|cookie|credential", re.I)
+# `password=...` or `"token": "..."` inside a free-text message.
+_SENSITIVE_PAIR = re.compile(
+    r"""(?P<key>["']?[\w-]*(?:pass(?:word|wd)?|secret|token|authori[sz]ation|api[-_]?key)[\w-]*["']?\s*[=:]\s*)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s&,;]+)""",
+    re.I,
+)
+# Attributes every LogRecord has; anything else was passed with `extra=`.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Replace the value of any sensitive key, however deep it is nested."""
+    if key and _SENSITIVE_KEY.search(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def redact_text(text: str) -> str:
+    return _SENSITIVE_PAIR.sub(lambda m: m.group("key") + REDACTED, text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        extra = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
+        entry.update(redact(extra))
+        if record.exc_info:
+            entry["exception"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger, uvicorn's included, through one JSON handler on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # The request middleware writes one access line per request, with its id and duration;
+    # uvicorn's own access line would repeat it without them.
+    logging.getLogger("uvicorn.access").disabled = True

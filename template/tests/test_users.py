@@ -1,0 +1,117 @@
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import TEST_SECRET_KEY
+
+PASSWORD = "correct horse battery staple"
+
+
+def register(client: TestClient, username: str = "alice", password: str = PASSWORD) -> None:
+    response = client.post("/users", json={"username": username, "password": password})
+    assert response.status_code == 201, response.text
+
+
+def login(client: TestClient, username: str = "alice", password: str = PASSWORD) -> str:
+    response = client.post("/auth/token", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def me(client: TestClient, token: str) -> int:
+    return client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_register_login_and_read_me(client: TestClient) -> None:
+    register(client)
+    token = login(client)
+    response = client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["username"] == "alice"
+    assert "password" not in str(body)
+
+
+def test_duplicate_username_is_409(client: TestClient) -> None:
+    register(client)
+    response = client.post("/users", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 409
+    assert "taken" in response.json()["detail"]
+
+
+def test_wrong_password_is_401(client: TestClient) -> None:
+    register(client)
+    response = client.post("/auth/token", json={"username": "alice", "password": "not the password"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Wrong username or password"
+
+
+def test_unknown_user_is_401(client: TestClient) -> None:
+    response = client.post("/auth/token", json={"username": "nobody", "password": PASSWORD})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/users", "/auth/token"])
+def test_password_over_72_bytes_is_422(client: TestClient, path: str) -> None:
+    # 37 two-byte characters: 74 bytes, although only 37 characters.
+    response = client.post(path, json={"username": "alice", "password": "é" * 37})
+    assert response.status_code == 422
+    assert "72 bytes" in response.text
+
+
+def test_password_of_72_bytes_is_accepted(client: TestClient) -> None:
+    register(client, password="é" * 36)
+    login(client, password="é" * 36)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"username": "al", "password": PASSWORD}, {"username": "alice", "password": "short"}, {"username": "a b c"}],
+)
+def test_malformed_registration_is_422(client: TestClient, body: dict[str, str]) -> None:
+    assert client.post("/users", json=body).status_code == 422
+
+
+def test_me_without_token_is_401(client: TestClient) -> None:
+    response = client.get("/users/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_expired_token_is_401(client: TestClient) -> None:
+    register(client)
+    past = datetime.now(UTC) - timedelta(hours=2)
+    token = jwt.encode({"sub": "alice", "iat": past, "exp": past + timedelta(minutes=5)}, TEST_SECRET_KEY, "HS256")
+    assert me(client, token) == 401
+
+
+def test_tampered_token_is_401(client: TestClient) -> None:
+    register(client)
+    header, payload, signature = login(client).split(".")
+    forged = jwt.encode(
+        {"sub": "admin", "iat": 0, "exp": 2**40}, "another key, long enough for HS256 but not ours", "HS256"
+    ).split(".")[1]
+    assert me(client, f"{header}.{forged}.{signature}") == 401
+    assert me(client, f"{header}.{payload}.{signature[:-4]}AAAA") == 401
+
+
+def test_alg_none_token_is_401(client: TestClient) -> None:
+    register(client)
+    now = datetime.now(UTC)
+    unsigned = jwt.encode({"sub": "alice", "iat": now, "exp": now + timedelta(minutes=5)}, None, algorithm="none")
+    assert me(client, unsigned) == 401
+
+
+def test_token_without_exp_is_401(client: TestClient) -> None:
+    register(client)
+    token = jwt.encode({"sub": "alice", "iat": datetime.now(UTC)}, TEST_SECRET_KEY, "HS256")
+    assert me(client, token) == 401
+
+
+def test_token_of_deleted_or_unknown_user_is_401(client: TestClient) -> None:
+    now = datetime.now(UTC)
+    token = jwt.encode({"sub": "ghost", "iat": now, "exp": now + timedelta(minutes=5)}, TEST_SECRET_KEY, "HS256")
+    assert me(client, token) == 401
