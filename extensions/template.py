@@ -81,9 +81,16 @@ DNS_LABEL_MAX_LENGTH = 63
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
+# Letters that NFKD does not split into an ASCII letter plus an accent.
+_NO_DECOMPOSITION = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L"}
+)
+
+
 def slugify(text: str, max_length: int = SLUG_MAX_LENGTH) -> str:
     """ASCII, lowercase, hyphen-separated; accents folded (``Été`` -> ``ete``)."""
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    folded = str(text).translate(_NO_DECOMPOSITION)
+    ascii_text = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     slug = slug.lstrip("0123456789-")  # a DNS-1123 label used as a name must start with a letter
     if len(slug) > max_length:
