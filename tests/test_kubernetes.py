@@ -699,7 +699,10 @@ def fake_cluster(tmp_path: Path) -> Path:
     (bin_dir / "aws").write_text(
         "#!/usr/bin/env bash\n"
         'echo "aws $*" >> "$FAKE_LOG"\n'
-        'if [ "$2" = describe-images ]; then echo "sha256:$(printf a%.0s {1..64})"; fi\n'
+        'if [ "$2" = describe-images ]; then\n'
+        '  [ -n "${FAKE_ECR_MISSING:-}" ] && { echo "ImageNotFoundException" >&2; exit 254; }\n'
+        '  echo "sha256:$(printf a%.0s {1..64})"\n'
+        'fi\n'
     )
     (bin_dir / "kubectl").write_text(
         "#!/usr/bin/env bash\n"
@@ -746,6 +749,21 @@ def test_deploy_script_refuses_undeployable_tags(service: Path, fake_cluster: Pa
     )
     assert proc.returncode != 0, f"CI-4: scripts/k8s-deploy must refuse tag {tag!r}"
     assert not (tmp_path / "log").exists(), "CI-4: a refused tag must not reach AWS or the cluster"
+
+
+def test_deploy_script_stops_when_the_image_was_not_promoted(
+    service: Path, fake_cluster: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.log"
+    proc = run(
+        ["scripts/k8s-deploy", "dev", "0123456789abcdef0123456789abcdef01234567"],
+        cwd=service,
+        env={"PATH": f"{fake_cluster}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_ECR_MISSING": "1"},
+    )
+    assert proc.returncode != 0 and "no promoted image" in proc.stderr, (
+        f"CI-4: an image without the promoted <sha> tag must not be deployed\n{output(proc)}"
+    )
+    assert "kubectl" not in log.read_text(), "CI-4: the cluster must not be touched when the image is missing"
 
 
 # --- Make target and runbook (OPS-1, OPS-2) --------------------------------------------------
