@@ -10,12 +10,25 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import answers_of, output, python_for, run
+from conftest import TEMPLATE_ROOT, answers_of, output, python_for, run
 
-# Jinja left behind: a block tag, a comment, or an expression that is not a Go template
-# (External Secrets templates legitimately contain `{{ .password }}` and `{{ (.x | fromJson) }}`).
-JINJA_RESIDUE = re.compile(r"\{%|%\}|\{#|#\}|\{\{(?!\s*[.(])")
+
+
+def jinja_residue_pattern() -> re.Pattern[str]:
+    """Jinja left behind: a block tag, a comment, or an expression naming a template variable.
+
+    Go templates are legitimate output (External Secrets builds Secrets with `{{ .password }}`
+    and `{{ printf ... }}`), so a `{{` alone is not residue; one that names an answer, a derived
+    value or copier's own context is.
+    """
+    names = [k for k in yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text()) if not k.startswith("_")]
+    names += ["_copier_conf", "_copier_answers", "_copier_python", "_folder_name"]
+    return re.compile(r"\{%|%\}|\{#[\s-]|[\s-]#\}|\{\{-?\s*(?:" + "|".join(map(re.escape, names)) + r")\b")
+
+
+JINJA_RESIDUE = jinja_residue_pattern()
 
 
 def text_files(root: Path) -> list[Path]:
