@@ -466,7 +466,7 @@ def test_autoscaler_and_resources(objects: list[Manifest], service: Path, env: s
 def test_disruption_budget_allows_drains(objects: list[Manifest]) -> None:
     pdb = one(objects, "PodDisruptionBudget")["spec"]
     assert pdb.get("maxUnavailable") == 1 and "minAvailable" not in pdb, (
-        "PSS/K8S-4: the PDB must let a drain evict one pod even with a single replica"
+        "K8S-4: the PDB must let a drain evict one pod even with a single replica (minAvailable would block it)"
     )
 
 
