@@ -319,6 +319,13 @@ data "aws_iam_policy_document" "terraform" {
     resources = [aws_ecr_repository.service.arn, aws_ecr_repository.cache.arn]
   }
 
+  # The deploy job resolves the promoted <sha> tag to its digest before it touches the cluster.
+  statement {
+    sid       = "ResolvePromotedImage"
+    actions   = ["ecr:DescribeImages"]
+    resources = [aws_ecr_repository.service.arn]
+  }
+
   # Only the prod role, assumable from the protected branch alone, may change the persistent stack.
   dynamic "statement" {
     for_each = each.key == "prod" ? [1] : []
