@@ -1,0 +1,517 @@
+"""Benchmark the template and the service it generates, each figure beside a baseline of the same run.
+
+    python bench/run.py                # from the repository root, with .venv or any Python that has copier
+
+It prints a table, then as its very last line:
+
+    bench: copy_s=… copy_floor_ratio=… update_s=… startup_s=… health_rps_ratio=… runtime_mb=…
+
+What is measured, and against what (runs interleaved so a busy machine slows both sides alike):
+
+- copy: `copier copy --trust --defaults` of this template with the required answers into a fresh
+  folder, against the same command on a one-file template made here (copier's own floor);
+- update: `copier update` of a generated service from one release to the next, two tags made here
+  in a snapshot of the template;
+- runtime venv: built like the image's builder stage (a venv of the answers' Python, then
+  `pip install --require-hashes -r requirements.txt`); its size on disk and package count;
+- startup: the Dockerfile's CMD, run with that venv first on PATH and the container's environment,
+  until the first 200 from /health; against a bare FastAPI app with one route;
+- /health throughput: wrk on 127.0.0.1 against the service and the bare app, same command.
+
+Everything lives in one temporary folder removed at the end, servers included. Servers bind
+127.0.0.1 only (the CMD's `--host 0.0.0.0` is replaced), and wrk only ever targets 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+# Goals of issue 7, on a 2-core machine.
+GOAL_COPY_FLOOR_RATIO = 2.0
+GOAL_UPDATE_COPY_RATIO = 3.0
+GOAL_STARTUP_S = 1.0
+GOAL_HEALTH_RPS_RATIO = 0.8
+GOAL_RUNTIME_MB = 80.0
+
+# The answers without a default, as a user gives them.
+REQUIRED = {
+    "project_name": "Orders API",
+    "ecr_account_id": "123456789012",
+    "gitlab_project_path": "shop/orders-api",
+}
+
+# The container's environment (Dockerfile ENV, the prod ConfigMap and Secrets). The database is
+# never contacted: /health does not touch it, and the engine connects lazily.
+SERVICE_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "ENVIRONMENT": "prod",
+    "LOG_LEVEL": "INFO",
+    "SECRET_KEY": "bench-" + "0123456789abcdef" * 3,
+    "DATABASE_URL": f"postgresql+psycopg://bench:bench@{LOOPBACK}:5432/bench",
+}
+
+BARE_APP = '''\
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+'''
+
+# Every wait is bounded.
+COMMAND_TIMEOUT_S = 300
+PIP_TIMEOUT_S = 900
+SERVER_START_TIMEOUT_S = 30
+SERVER_STOP_TIMEOUT_S = 10
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def fail(message: str) -> None:
+    print(f"bench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        fail(f"`{' '.join(map(str, cmd))}` exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    run(cmd, cwd=cwd, env=env)
+    return time.perf_counter() - started
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd=cwd, env=BASE_ENV).stdout
+
+
+def rounds(count: int, *jobs: Callable[[], None]) -> None:
+    """Run the jobs `count` times, rotating their order each round so none always goes first."""
+    for i in range(count):
+        shift = i % len(jobs)
+        for job in jobs[shift:] + jobs[:shift]:
+            job()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def size_on_disk(root: Path) -> int:
+    """Bytes allocated under root, like `du`: blocks, each hard-linked inode once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for path in [root, *root.rglob("*")]:
+        st = path.lstat()
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def pyenv_versions() -> dict[str, str]:
+    """pyenv shims answer only for selected versions; select every installed 3.x (as tests/ do)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if "PYENV_VERSION" in os.environ or not (root / "versions").is_dir():
+        return {}
+    versions = sorted(p.name for p in (root / "versions").glob("3.1[1-9].*") if p.name[-1].isdigit())
+    return {"PYENV_VERSION": ":".join(versions)} if versions else {}
+
+
+BASE_ENV = {
+    **os.environ,
+    **pyenv_versions(),
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
+
+
+def python_for(version: str) -> str:
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [shutil.which(f"python{version}", path=BASE_ENV.get("PATH")) or ""]
+    candidates += sorted(map(str, pyenv_root.glob(f"versions/{version}.*/bin/python{version}")), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "--version"], capture_output=True, env=BASE_ENV, check=False)
+        if probe.returncode == 0:
+            return candidate
+    fail(f"python{version} (the generated service's Python) is not installed")
+    raise AssertionError
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    fail("wrk is not installed: run `sudo apt-get install -y wrk` (Debian) and try again")
+    raise AssertionError
+
+
+def copier_cmd() -> list[str]:
+    return [sys.executable, "-m", "copier"]
+
+
+# --- the template: a snapshot with two releases, and the floor template --------------------
+
+
+def snapshot_template(dst: Path) -> Path:
+    """This template as it is on disk (committed or not), in a clean git repo tagged 0.1.0."""
+    files = git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            target = dst / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git(dst, "init", "-q", "-b", "main")
+    release(dst, "0.1.0")
+    return dst
+
+
+def release(template: Path, version: str) -> None:
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", f"release {version}", "--allow-empty")
+    git(template, "tag", version)
+
+
+def next_release(template: Path) -> None:
+    """0.2.0: what a small release does, a few lines changed in two generated files."""
+    readme = template / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\n## Release notes\n\nSee the template's CHANGELOG.\n")
+    makefile = template / "template" / "Makefile.jinja"
+    makefile.write_text(makefile.read_text() + "\n# Generated by the template; `copier update` brings new releases.\n")
+    release(template, "0.2.0")
+
+
+def floor_template(dst: Path) -> Path:
+    """One file, no questions: what any `copier copy` costs, whatever the template."""
+    dst.mkdir(parents=True)
+    (dst / "README.md.jinja").write_text("# {{ project_name }}\n")
+    git(dst, "init", "-q", "-b", "main")
+    release(dst, "0.1.0")
+    return dst
+
+
+def copy_args(src: Path, dst: Path, *extra: str) -> list[str]:
+    data = [arg for key, value in REQUIRED.items() for arg in ("--data", f"{key}={value}")]
+    return [*copier_cmd(), "copy", "--trust", "--defaults", "--quiet", *extra, *data, str(src), str(dst)]
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def container_command(dockerfile: Path) -> list[str]:
+    """The runtime stage's CMD (exec form), as the container starts the server."""
+    commands = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.M)
+    if not commands:
+        fail(f"no exec-form CMD in {dockerfile}")
+    return list(json.loads(commands[-1]))
+
+
+def on_loopback(cmd: list[str], port: int) -> list[str]:
+    """The same command, bound to 127.0.0.1 and a free port instead of 0.0.0.0:8000."""
+    out = list(cmd)
+    for flag, value in (("--host", LOOPBACK), ("--port", str(port))):
+        if flag in out:
+            out[out.index(flag) + 1] = value
+        else:
+            out += [flag, value]
+    return out
+
+
+_SERVERS: list[subprocess.Popen[bytes]] = []
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(SERVER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(SERVER_STOP_TIMEOUT_S)
+    if proc in _SERVERS:
+        _SERVERS.remove(proc)
+
+
+def health_status(port: int) -> int | None:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=1)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+@contextmanager
+def server(cmd: list[str], cwd: Path, venv: Path, log: Path) -> Iterator[tuple[int, float]]:
+    """Start a server, yield (port, seconds until the first 200 from /health), stop it."""
+    port = free_port()
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(cwd),
+        "LANG": "C.UTF-8",
+        **SERVICE_ENV,
+    }
+    argv = on_loopback(cmd, port)
+    argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
+    with log.open("ab") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _SERVERS.append(proc)
+    try:
+        while health_status(port) != 200:
+            if proc.poll() is not None:
+                fail(f"`{' '.join(argv)}` exited {proc.returncode} before /health answered:\n{log.read_text()[-3000:]}")
+            if time.perf_counter() - started > SERVER_START_TIMEOUT_S:
+                fail(f"/health did not answer 200 within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.005)
+        yield port, time.perf_counter() - started
+    finally:
+        stop(proc)
+
+
+def wrk_rps(wrk: str, port: int, seconds: int, connections: int) -> float:
+    url = f"http://{LOOPBACK}:{port}/health"
+    args = [wrk, "-t1", f"-c{connections}", "--timeout", "2s"]
+    subprocess.run([*args, "-d1s", url], capture_output=True, timeout=30, check=False)  # warm-up
+    proc = run([*args, f"-d{seconds}s", url], timeout=seconds + 30)
+    match = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
+    if not match or "Non-2xx" in proc.stdout:
+        fail(f"wrk gave no clean result:\n{proc.stdout}")
+    return float(match.group(1))
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="copies, updates and starts of each kind (at least 5)")
+    parser.add_argument("--rps-rounds", type=int, default=3, help="wrk runs against each server")
+    parser.add_argument("--wrk-seconds", type=int, default=5, help="duration of one wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    args = parser.parse_args()
+    runs = max(5, min(args.runs, 50))
+    rps_rounds = max(1, min(args.rps_rounds, 10))
+    wrk_seconds = max(1, min(args.wrk_seconds, 60))
+
+    wrk = ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        report(work, wrk, runs, rps_rounds, wrk_seconds, args.connections)
+    finally:
+        for proc in list(_SERVERS):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int) -> None:
+    step = lambda text: print(f"… {text}", file=sys.stderr, flush=True)  # noqa: E731
+
+    step("snapshot of the template, releases 0.1.0 and 0.2.0, floor template")
+    template = snapshot_template(work / "template")
+    floor = floor_template(work / "floor")
+    service = work / "service"
+    run(copy_args(template, service), env=BASE_ENV)
+    git(service, "init", "-q", "-b", "main")
+    git(service, "add", "-A")
+    git(service, "commit", "-qm", "generated at 0.1.0")
+    next_release(template)
+
+    step(f"copy, floor copy and update, {runs} rounds interleaved")
+    copy_s: list[float] = []
+    floor_s: list[float] = []
+    update_s: list[float] = []
+    scratch = work / "scratch"
+    scratch.mkdir()
+    counter = iter(range(10**6))
+
+    def copy() -> None:
+        dst = scratch / f"copy-{next(counter)}"
+        copy_s.append(timed(copy_args(template, dst), env=BASE_ENV))
+        shutil.rmtree(dst)
+
+    def floor_copy() -> None:
+        dst = scratch / f"floor-{next(counter)}"
+        floor_s.append(timed(copy_args(floor, dst), env=BASE_ENV))
+        shutil.rmtree(dst)
+
+    def update() -> None:
+        dst = scratch / f"update-{next(counter)}"
+        shutil.copytree(service, dst, symlinks=True)
+        update_s.append(timed([*copier_cmd(), "update", "--trust", "--defaults", "--quiet"], cwd=dst, env=BASE_ENV))
+        if "## Release notes" not in (dst / "README.md").read_text():
+            fail("copier update did not bring release 0.2.0")
+        shutil.rmtree(dst)
+
+    rounds(runs, copy, floor_copy, update)
+
+    answers = (service / ".copier-answers.yml").read_text()
+    version = re.search(r"^python_version:\s*['\"]?([\d.]+)", answers, re.M)
+    python = python_for(version.group(1) if version else "3.12")
+    dockerfile = (service / "Dockerfile").read_text()
+    step(f"runtime venv: {Path(python).name} -m venv, pip install --require-hashes -r requirements.txt")
+    venv = work / "venv"
+    without_pip = bool(re.search(r"-m venv[^\n]*--without-pip", dockerfile))
+    run([python, "-m", "venv", *(["--without-pip"] if without_pip else []), str(venv)], env=BASE_ENV)
+    pip_env = {**BASE_ENV, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    pip = [str(venv / "bin" / "python"), "-m", "pip"] if not without_pip else [python, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    run([*pip, "install", "-q", "--require-hashes", "-r", str(service / "requirements.txt")], env=pip_env, timeout=PIP_TIMEOUT_S)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    runtime_bytes = size_on_disk(venv)
+    packages = sorted(site.glob("*.dist-info"))
+    by_size = sorted(
+        ((size_on_disk(site / top) if (site / top).exists() else 0, d.name.split("-")[0]) for d in packages for top in _tops(d)),
+        reverse=True,
+    )
+    largest = ", ".join(f"{name} {b / 1e6:.1f}" for b, name in _merge(by_size)[:4])
+    # The bare app gets the same venv (FastAPI and uvicorn are in it) and the same command.
+    bare = work / "bare"
+    (bare / "app").mkdir(parents=True)
+    (bare / "app" / "__init__.py").write_text("")
+    (bare / "app" / "main.py").write_text(BARE_APP)
+    cmd = container_command(service / "Dockerfile")
+    # Only the files the runtime stage copies, without bytecode: a cold container.
+    runtime_app = work / "app"
+    runtime_app.mkdir()
+    for name in ("app", "alembic", "alembic.ini"):
+        source = service / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, runtime_app / name)
+    logs = work / "logs"
+    logs.mkdir()
+
+    step(f"startup: `{' '.join(cmd)}` until the first 200 from /health, {runs} rounds against the bare app")
+    start_s: list[float] = []
+    bare_start_s: list[float] = []
+
+    def start(cwd: Path, into: list[float]) -> Callable[[], None]:
+        def job() -> None:
+            with server(cmd, cwd, venv, logs / f"{cwd.name}.log") as (_, seconds):
+                into.append(seconds)
+
+        return job
+
+    rounds(runs, start(runtime_app, start_s), start(bare, bare_start_s))
+
+    rps_cmd = [*cmd, "--no-access-log"]
+    step(f"/health: wrk -t1 -c{connections} -d{wrk_seconds}s on {LOOPBACK}, {rps_rounds} rounds against the bare app")
+    rps: list[float] = []
+    bare_rps: list[float] = []
+
+    def load(cwd: Path, into: list[float]) -> Callable[[], None]:
+        def job() -> None:
+            with server(rps_cmd, cwd, venv, logs / f"{cwd.name}-rps.log") as (port, _):
+                into.append(wrk_rps(wrk, port, wrk_seconds, connections))
+
+        return job
+
+    rounds(rps_rounds, load(runtime_app, rps), load(bare, bare_rps))
+
+    copy_m, floor_m, update_m = median(copy_s), median(floor_s), median(update_s)
+    start_m, bare_start_m = median(start_s), median(bare_start_s)
+    rps_m, bare_rps_m = median(rps), median(bare_rps)
+    copy_ratio = copy_m / floor_m
+    rps_ratio = rps_m / bare_rps_m
+    runtime_mb = runtime_bytes / 1e6
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    rows = [
+        ("measure", "value", "baseline (same run)", "ratio", "goal", ""),
+        ("copier copy", f"{copy_m:.2f} s", f"one-file template {floor_m:.2f} s", f"{copy_ratio:.2f}x", f"<= {GOAL_COPY_FLOOR_RATIO}x floor", mark(copy_ratio <= GOAL_COPY_FLOOR_RATIO)),
+        ("copier update 0.1.0 -> 0.2.0", f"{update_m:.2f} s", f"copy {copy_m:.2f} s", f"{update_m / copy_m:.2f}x", f"<= {GOAL_UPDATE_COPY_RATIO}x copy", mark(update_m / copy_m <= GOAL_UPDATE_COPY_RATIO)),
+        ("cold start to first /health 200", f"{start_m:.3f} s", f"bare app {bare_start_m:.3f} s", f"{start_m / bare_start_m:.2f}x", f"< {GOAL_STARTUP_S} s", mark(start_m < GOAL_STARTUP_S)),
+        ("/health requests/s", f"{rps_m:.0f}", f"bare app {bare_rps_m:.0f}", f"{rps_ratio:.2f}x", f">= {GOAL_HEALTH_RPS_RATIO}x bare", mark(rps_ratio >= GOAL_HEALTH_RPS_RATIO)),
+        ("runtime venv on disk", f"{runtime_mb:.1f} MB", f"{len(packages)} packages; largest MB: {largest}", "", f"< {GOAL_RUNTIME_MB:.0f} MB", mark(runtime_mb < GOAL_RUNTIME_MB)),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+    print()
+    print(f"runs: {runs} copies/updates/starts each, {rps_rounds} x {wrk_seconds} s of wrk each; medians, interleaved")
+    print(f"copy     {' '.join(f'{v:.2f}' for v in copy_s)}   floor {' '.join(f'{v:.2f}' for v in floor_s)}")
+    print(f"update   {' '.join(f'{v:.2f}' for v in update_s)}")
+    print(f"startup  {' '.join(f'{v:.3f}' for v in start_s)}   bare {' '.join(f'{v:.3f}' for v in bare_start_s)}")
+    print(f"rps      {' '.join(f'{v:.0f}' for v in rps)}   bare {' '.join(f'{v:.0f}' for v in bare_rps)}")
+    print(f"server   {' '.join(rps_cmd)} (host and port replaced by {LOOPBACK}:<free port>)")
+    print(
+        f"bench: copy_s={copy_m:.3f} copy_floor_ratio={copy_ratio:.2f} update_s={update_m:.3f} "
+        f"startup_s={start_m:.3f} health_rps_ratio={rps_ratio:.2f} runtime_mb={runtime_mb:.1f}"
+    )
+
+
+def _tops(dist_info: Path) -> list[str]:
+    """Top-level names a distribution installed (its RECORD), for the size breakdown."""
+    record = dist_info / "RECORD"
+    tops = {line.split(",")[0].split("/")[0] for line in record.read_text().splitlines()} if record.exists() else set()
+    return sorted(t for t in tops if t and not t.endswith(".dist-info") and t not in {"..", "__pycache__"})
+
+
+def _merge(sizes: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    totals: dict[str, int] = {}
+    for size, name in sizes:
+        totals[name] = totals.get(name, 0) + size
+    return sorted(((b, n) for n, b in totals.items()), reverse=True)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    try:
+        import copier  # noqa: F401
+    except ImportError:
+        venv_python = REPO / ".venv" / "bin" / "python"
+        if venv_python.exists() and Path(sys.executable) != venv_python:
+            os.execv(str(venv_python), [str(venv_python), *sys.argv])
+        fail("copier is not installed: python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt")
+    signal.signal(signal.SIGTERM, _interrupted)
+    main()
