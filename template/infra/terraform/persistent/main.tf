@@ -350,6 +350,32 @@ data "aws_iam_policy_document" "terraform" {
       ]
     }
   }
+
+  dynamic "statement" {
+    for_each = each.key == "prod" ? [1] : []
+
+    content {
+      sid       = "ApplyPersistentCertificateRecords"
+      actions   = ["route53:ChangeResourceRecordSets", "route53:GetHostedZone", "route53:ListResourceRecordSets"]
+      resources = [data.aws_route53_zone.base.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "prod" ? [1] : []
+
+    content {
+      sid       = "ApplyPersistentCertificate"
+      actions   = ["acm:*", "route53:GetChange", "route53:ListHostedZones"]
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestedRegion"
+        values   = [var.aws_region]
+      }
+    }
+  }
 }
 
 resource "aws_iam_policy" "terraform" {

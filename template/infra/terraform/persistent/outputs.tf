@@ -22,3 +22,8 @@ output "gitlab_oidc_provider_arn" {
   description = "IAM OIDC provider trusted by the CI roles."
   value       = aws_iam_openid_connect_provider.gitlab.arn
 }
+
+output "certificate_arn" {
+  description = "ACM certificate of both hostnames; the load balancer controller finds it by host."
+  value       = aws_acm_certificate_validation.service.certificate_arn
+}

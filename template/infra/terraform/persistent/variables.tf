@@ -51,3 +51,8 @@ variable "cache_retention_days" {
   type        = number
   default     = 14
 }
+
+variable "base_domain" {
+  type        = string
+  description = "Public Route 53 zone the service's hostnames live under (<slug>.<domain>, dev.<slug>.<domain>)."
+}
