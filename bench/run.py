@@ -231,6 +231,26 @@ def copy_args(src: Path, dst: Path, *extra: str) -> list[str]:
     return [*copier_cmd(), "copy", "--trust", "--defaults", "--quiet", *extra, *data, str(src), str(dst)]
 
 
+def build_runtime_venv(python: str, service: Path, venv: Path) -> Path:
+    """The virtualenv the image's runtime stage carries, built as its builder stage builds it.
+
+    Follows the two ways a Dockerfile keeps pip out of that venv: `python -m venv --without-pip`
+    (then the builder's own pip installs into it) or `pip uninstall -y pip` once the lock is in.
+    """
+    stages = re.split(r"(?m)^FROM\s", (service / "Dockerfile").read_text())[1:]
+    builder = "\n".join(stages[:-1])  # every stage before the runtime one
+    without_pip = bool(re.search(r"-m venv\b[^\n]*--without-pip", builder))
+    uninstall_pip = bool(re.search(r"pip uninstall (-y|--yes) pip\b", builder))
+    run([python, "-m", "venv", *(["--without-pip"] if without_pip else []), str(venv)], env=BASE_ENV)
+    venv_python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "--python", venv_python] if without_pip else [venv_python, "-m", "pip"]
+    env = {**BASE_ENV, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    run([*pip, "install", "-q", "--require-hashes", "-r", str(service / "requirements.txt")], env=env, timeout=PIP_TIMEOUT_S)
+    if uninstall_pip:
+        run([venv_python, "-m", "pip", "uninstall", "-q", "-y", "pip"], env=env)
+    return venv
+
+
 # --- servers ---------------------------------------------------------------------------------
 
 
@@ -329,9 +349,9 @@ def wrk_rps(wrk: str, port: int, seconds: int, connections: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="copies, updates and starts of each kind (at least 5)")
-    parser.add_argument("--rps-rounds", type=int, default=3, help="wrk runs against each server")
-    parser.add_argument("--wrk-seconds", type=int, default=5, help="duration of one wrk run")
+    parser.add_argument("--runs", type=int, default=7, help="copies, updates and starts of each kind (at least 5)")
+    parser.add_argument("--rps-rounds", type=int, default=5, help="wrk runs against each server")
+    parser.add_argument("--wrk-seconds", type=int, default=4, help="duration of one wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     args = parser.parse_args()
     runs = max(5, min(args.runs, 50))
@@ -392,14 +412,8 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     answers = (service / ".copier-answers.yml").read_text()
     version = re.search(r"^python_version:\s*['\"]?([\d.]+)", answers, re.M)
     python = python_for(version.group(1) if version else "3.12")
-    dockerfile = (service / "Dockerfile").read_text()
     step(f"runtime venv: {Path(python).name} -m venv, pip install --require-hashes -r requirements.txt")
-    venv = work / "venv"
-    without_pip = bool(re.search(r"-m venv[^\n]*--without-pip", dockerfile))
-    run([python, "-m", "venv", *(["--without-pip"] if without_pip else []), str(venv)], env=BASE_ENV)
-    pip_env = {**BASE_ENV, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    pip = [str(venv / "bin" / "python"), "-m", "pip"] if not without_pip else [python, "-m", "pip", "--python", str(venv / "bin" / "python")]
-    run([*pip, "install", "-q", "--require-hashes", "-r", str(service / "requirements.txt")], env=pip_env, timeout=PIP_TIMEOUT_S)
+    venv = build_runtime_venv(python, service, work / "venv")
     site = next((venv / "lib").glob("python*/site-packages"))
     runtime_bytes = size_on_disk(venv)
     packages = sorted(site.glob("*.dist-info"))
