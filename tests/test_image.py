@@ -283,17 +283,26 @@ def test_dockerignore_keeps_what_the_image_copies(service: Path) -> None:
                 continue
             for source in sources:
                 assert (service / source).exists(), f"COPY {source}: not in the generated service"
-                files = [source] if (service / source).is_file() else [
-                    str(p.relative_to(service)) for p in (service / source).rglob("*.py")
-                ]
+                files = (
+                    [source]
+                    if (service / source).is_file()
+                    else [str(p.relative_to(service)) for p in (service / source).rglob("*.py")]
+                )
                 kept = [f for f in files if not ignored(patterns, f)]
                 assert kept, f"COPY {source} (line {instruction.line}) is excluded by .dockerignore"
 
 
 @pytest.mark.parametrize(
     "path",
-    [".env", ".venv/bin/python", ".git/config", ".aws-web-identity-token", "tests/conftest.py",
-     "infra/terraform/persistent/main.tf", "app/__pycache__/main.cpython-312.pyc"],
+    [
+        ".env",
+        ".venv/bin/python",
+        ".git/config",
+        ".aws-web-identity-token",
+        "tests/conftest.py",
+        "infra/terraform/persistent/main.tf",
+        "app/__pycache__/main.cpython-312.pyc",
+    ],
 )
 def test_dockerignore_keeps_secrets_and_tooling_out(service: Path, path: str) -> None:
     assert ignored(dockerignore(service), path), f"{path} would be sent to the image build context"
@@ -309,8 +318,21 @@ def test_hadolint_is_clean(service: Path) -> None:
 
 def test_trivy_config_finds_no_high_or_critical(service: Path, tmp_path: Path) -> None:
     shutil.copy(service / "Dockerfile", tmp_path / "Dockerfile")
-    proc = run([venv_tool("trivy"), "config", "--skip-check-update", "--quiet", "--exit-code", "1",
-                "--severity", "HIGH,CRITICAL", "--format", "json", str(tmp_path)])
+    proc = run(
+        [
+            venv_tool("trivy"),
+            "config",
+            "--skip-check-update",
+            "--quiet",
+            "--exit-code",
+            "1",
+            "--severity",
+            "HIGH,CRITICAL",
+            "--format",
+            "json",
+            str(tmp_path),
+        ]
+    )
     assert proc.returncode == 0, output(proc)
     report = json.loads(proc.stdout)
     results = report.get("Results") or []
@@ -368,7 +390,7 @@ def wait_for_free_port(port: int, seconds: float = 30) -> None:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind(("0.0.0.0", port))  # noqa: S104 - the address the image binds
+                probe.bind(("0.0.0.0", port))
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -417,7 +439,7 @@ def test_image_cmd_serves_health(started: tuple[int, subprocess.Popen[str]]) -> 
             logs = server.stdout.read() if server.stdout else ""
             pytest.fail(f"the image's CMD exited with {server.returncode} (SEC-3):\n{logs[-4000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                 assert response.status == 200
                 assert json.loads(response.read()) == {"status": "ok"}
                 return

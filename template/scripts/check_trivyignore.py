@@ -35,6 +35,12 @@ LIST_KEYS = ("paths", "purls")
 DEFAULT_MAX_DAYS = 366
 
 
+class Quoted(str):
+    """A quoted scalar: YAML reads `"2027-01-31"` as a string, and Trivy then refuses it as a date."""
+
+    __slots__ = ()
+
+
 class ParseError(ValueError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}")
@@ -74,7 +80,7 @@ def _scalar(raw: str, line: int) -> str | None:
     if raw[0] == "'":
         if len(raw) < 2 or not raw.endswith("'"):
             raise ParseError(line, f"unterminated quoted string: {raw}")
-        return raw[1:-1].replace("''", "'")
+        return Quoted(raw[1:-1].replace("''", "'"))
     if raw[0] == '"':
         try:
             value = json.loads(raw)
@@ -82,7 +88,7 @@ def _scalar(raw: str, line: int) -> str | None:
             raise ParseError(line, f"unreadable double-quoted string: {raw}") from error
         if not isinstance(value, str):
             raise ParseError(line, f"unreadable double-quoted string: {raw}")
-        return value
+        return Quoted(value)
     return raw
 
 
@@ -158,25 +164,28 @@ def _entry(section: str, lines: list[tuple[int, int, str]], position: int) -> tu
         while index < len(pending) and pending[index][1] > key_indent:
             nested.append(pending[index])
             index += 1
-        if raw in ("|", "|-", ">", ">-"):
-            texts = [text for _, _, text in nested]
-            entry.values[key] = ("\n" if raw[0] == "|" else " ").join(texts)
-        elif raw.startswith("["):
-            if not raw.endswith("]") or nested:
-                raise ParseError(number, f"unsupported list form for '{key}'")
-            entry.values[key] = _flow_list(raw, number)
-        elif not raw and nested:
-            items = []
-            for item_number, _, text in nested:
-                if not text.startswith("- "):
-                    raise ParseError(item_number, f"expected '- item' under '{key}'")
-                items.append(_scalar(text[2:], item_number))
-            entry.values[key] = items
-        else:
-            if nested:
-                raise ParseError(nested[0][0], f"unexpected lines under '{key}'")
-            entry.values[key] = _scalar(raw, number)
+        entry.values[key] = _value(key, raw, nested, number)
     return entry, position
+
+
+def _value(key: str, raw: str, nested: list[tuple[int, int, str]], number: int) -> object:
+    """The value of `key: raw`, with the more indented lines that follow it."""
+    if raw in ("|", "|-", ">", ">-"):
+        return ("\n" if raw[0] == "|" else " ").join(text for _, _, text in nested)
+    if raw.startswith("["):
+        if not raw.endswith("]") or nested:
+            raise ParseError(number, f"unsupported list form for '{key}'")
+        return _flow_list(raw, number)
+    if not raw and nested:
+        items = []
+        for item_number, _, text in nested:
+            if not text.startswith("- "):
+                raise ParseError(item_number, f"expected '- item' under '{key}'")
+            items.append(_scalar(text[2:], item_number))
+        return items
+    if nested:
+        raise ParseError(nested[0][0], f"unexpected lines under '{key}'")
+    return _scalar(raw, number)
 
 
 # --- The policy ------------------------------------------------------------------------------
@@ -190,14 +199,16 @@ def problems_in(path: Path, today: dt.date, max_days: int = DEFAULT_MAX_DAYS) ->
     problems = [f"{path}: unknown section '{key}': Trivy reads only {', '.join(SECTIONS)}" for key in unknown]
     for entries in sections.values():
         for entry in entries:
-            problems.extend(f"{path}:{entry.line}: {message} (SEC-4)" for message in _entry_problems(entry, today, max_days))
+            messages = _entry_problems(entry, today, max_days)
+            problems.extend(f"{path}:{entry.line}: {message} (SEC-4)" for message in messages)
     return problems
 
 
 def _entry_problems(entry: Entry, today: dt.date, max_days: int) -> list[str]:
     values = entry.values
     name = f"{entry.section} entry {values.get('id') or '(no id)'}"
-    problems = [f"{name}: unknown key '{key}' (allowed: {', '.join(ENTRY_KEYS)})" for key in values if key not in ENTRY_KEYS]
+    allowed = ", ".join(ENTRY_KEYS)
+    problems = [f"{name}: unknown key '{key}' (allowed: {allowed})" for key in values if key not in ENTRY_KEYS]
     if not isinstance(values.get("id"), str) or not values["id"]:
         problems.append(f"{name}: no 'id'")
     for key in LIST_KEYS:
@@ -215,6 +226,11 @@ def _entry_problems(entry: Entry, today: dt.date, max_days: int) -> list[str]:
     except ValueError:
         problems.append(f"{name}: expired_at '{expired_at}' is not a YYYY-MM-DD date")
         return problems
+    if isinstance(expired_at, Quoted):
+        problems.append(
+            f"{name}: expired_at must be an unquoted date (expired_at: {expired_at}); Trivy fails on a quoted one"
+        )
+        return problems
     # Trivy stops honouring an entry at 00:00 UTC of its expired_at day.
     if expiry <= today:
         problems.append(f"{name}: expired on {expiry.isoformat()}: fix the finding or re-justify it with a new date")
@@ -225,7 +241,8 @@ def _entry_problems(entry: Entry, today: dt.date, max_days: int) -> list[str]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("file", nargs="?", type=Path, default=Path(__file__).resolve().parent.parent / ".trivyignore.yaml")
+    default_file = Path(__file__).resolve().parent.parent / ".trivyignore.yaml"
+    parser.add_argument("file", nargs="?", type=Path, default=default_file)
     parser.add_argument("--today", type=dt.date.fromisoformat, default=dt.datetime.now(dt.UTC).date())
     parser.add_argument("--max-days", type=int, default=DEFAULT_MAX_DAYS)
     args = parser.parse_args(argv)

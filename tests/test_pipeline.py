@@ -1,0 +1,630 @@
+"""The generated pipeline (CI-1..CI-5, SEC-1, SEC-2, SEC-4, DEP-2), for every answer combination.
+
+GitLab's own schema validates the files; gitlab-ci-local expands them (includes, extends,
+!reference) the way GitLab does, lists the jobs, and runs the lint and test jobs here with the
+shell executor. The structural assertions read that expanded pipeline and name the practice
+they protect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from conftest import answers_of, output, python_for, run, tool
+from test_image import venv_tool
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STAGES = ["lint", "test", "audit", "build", "scan-image", "promote", "infrastructure", "deploy", "teardown"]
+# Jobs this part of the template owns, and their stage.
+OWN_JOBS = {
+    "lint": "lint",
+    "test": "test",
+    "pip-audit": "audit",
+    "trivy-fs": "audit",
+    "semgrep": "audit",
+    "dependency-policy": "audit",
+    "cve-exceptions": "audit",
+    "build-image": "build",
+    "scan-image": "scan-image",
+    "promote-image": "promote",
+}
+# Images whose ENTRYPOINT is a tool, not a shell (CI-5).
+TOOL_IMAGE = re.compile(r"kaniko|trivy|terraform|aws-cli|crane|semgrep|buildkit|kubectl|/k8s|helm")
+DERIVED = [
+    "AWS_REGION",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "ECR_REGISTRY",
+    "IMAGE_NAME",
+]
+FIXTURE_TODAY = "2026-11-01"
+
+
+class CiLoader(yaml.SafeLoader):
+    """Reads GitLab CI files as written, keeping `!reference [job, key]` as a marker."""
+
+
+CiLoader.add_constructor("!reference", lambda loader, node: {"!reference": loader.construct_sequence(node)})
+
+
+def ci_files(service: Path) -> list[Path]:
+    return [service / ".gitlab-ci.yml", *sorted((service / ".gitlab" / "ci").glob("*.yml"))]
+
+
+def raw_ci(service: Path) -> dict[str, Any]:
+    return yaml.load((service / ".gitlab-ci.yml").read_text(), Loader=CiLoader)
+
+
+# --- gitlab-ci-local on a git copy of the service ----------------------------------------------
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=template-tests", "-c", "user.email=tests@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def ci_repos(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
+    return {}
+
+
+@pytest.fixture
+def ci_repo(service: Path, ci_repos: dict[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The service as its own git repository on `main`, with an `origin` as GitLab would clone it.
+
+    gitlab-ci-local reads git for CI_COMMIT_* and rules:changes; a copy keeps its state folder,
+    virtualenv and reports out of the shared `service` directory.
+    """
+    if service not in ci_repos:
+        repo = tmp_path_factory.mktemp("ci") / "service"
+        shutil.copytree(service, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".*_cache"))
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "generated")
+        project = answers_of(service)["gitlab_project_path"]
+        git(repo, "remote", "add", "origin", f"git@gitlab.example.com:{project}.git")
+        git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+        git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+        ci_repos[service] = repo
+    return ci_repos[service]
+
+
+def gitlab_ci_local(repo: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    # --cwd must be relative: gitlab-ci-local joins it to the working directory.
+    return run([tool("gitlab-ci-local"), "--cwd", repo.name, *args], cwd=repo.parent, timeout=timeout)
+
+
+@pytest.fixture
+def expanded(ci_repo: Path) -> dict[str, Any]:
+    """The pipeline after includes, extends and !reference, as gitlab-ci-local --preview prints it."""
+    proc = gitlab_ci_local(ci_repo, "--preview")
+    assert proc.returncode == 0, output(proc)
+    return yaml.safe_load(proc.stdout)
+
+
+def jobs(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    reserved = {"stages", "variables", "include", "workflow", "default", "image", "services", "cache"}
+    return {
+        name: job
+        for name, job in expanded.items()
+        if name not in reserved and not name.startswith(".") and isinstance(job, dict)
+    }
+
+
+def expand(text: str, variables: dict[str, Any]) -> str:
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: str(variables.get(m.group(1), m.group(0))), text)
+
+
+def image_of(job: dict[str, Any], top: dict[str, Any]) -> tuple[str, Any]:
+    image = job.get("image")
+    name = image.get("name") if isinstance(image, dict) else image
+    entrypoint = image.get("entrypoint") if isinstance(image, dict) else None
+    return expand(str(name), {**top, **(job.get("variables") or {})}), entrypoint
+
+
+def script_text(job: dict[str, Any]) -> str:
+    lines = [*(job.get("before_script") or []), *(job.get("script") or [])]
+    return "\n".join(str(line) for line in lines)
+
+
+# --- Schema, stages, listing ---------------------------------------------------------------------
+
+
+def test_gitlab_schema_accepts_every_ci_file(service: Path) -> None:
+    proc = run(
+        [
+            venv_tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.gitlab-ci",
+            "--data-transform",
+            "gitlab-ci",
+            *map(str, ci_files(service)),
+        ]
+    )
+    assert proc.returncode == 0, output(proc)
+
+
+def test_includes_the_terraform_and_kubernetes_parts(service: Path) -> None:
+    includes = [entry["local"] for entry in raw_ci(service)["include"]]
+    assert includes == [".gitlab/ci/terraform.yml", ".gitlab/ci/kubernetes.yml"], includes
+    for include in includes:
+        assert (service / include).is_file(), f"{include} is included but not generated"
+
+
+def test_stages_follow_the_contract(expanded: dict[str, Any]) -> None:
+    stages = [s for s in expanded["stages"] if s not in (".pre", ".post")]
+    assert stages == STAGES, f"stage order must be {STAGES} (CI-4: build -> scan-image -> promote -> deploy)"
+
+
+def test_gitlab_ci_local_lists_each_job_in_its_stage(ci_repo: Path) -> None:
+    proc = gitlab_ci_local(ci_repo, "--list-json")
+    assert proc.returncode == 0, output(proc)
+    listed = {job["name"]: job for job in json.loads(proc.stdout)}
+    for name, stage in OWN_JOBS.items():
+        assert name in listed, f"gitlab-ci-local does not list {name}"
+        assert listed[name]["stage"] == stage, f"{name} is in {listed[name]['stage']}, expected {stage}"
+        assert listed[name]["when"] != "never", f"{name} would not run on a push to main"
+    assert {job["stage"] for job in listed.values()} <= set(STAGES)
+    for stage in ("infrastructure", "deploy", "teardown"):
+        assert any(job["stage"] == stage for job in listed.values()), f"no job of the included files in {stage}"
+
+
+# --- CI-3, CI-4, CI-5: images -------------------------------------------------------------------
+
+
+def test_no_docker_in_docker(service: Path, expanded: dict[str, Any]) -> None:
+    for path in ci_files(service):
+        text = path.read_text().lower()
+        assert "dind" not in text and "docker_host" not in text, f"{path.name}: Docker-in-Docker is refused (CI-3)"
+        assert "docker build" not in text and "docker push" not in text, f"{path.name}: images build with Kaniko (CI-3)"
+    for name, job in jobs(expanded).items():
+        for service_entry in job.get("services") or []:
+            image = service_entry["name"] if isinstance(service_entry, dict) else service_entry
+            assert "docker" not in expand(image, expanded["variables"]), f"{name}: a docker service (CI-3)"
+
+
+def test_every_image_is_pinned_to_a_version(expanded: dict[str, Any]) -> None:
+    top = expanded["variables"]
+    images = []
+    for name, job in jobs(expanded).items():
+        images.append((name, image_of(job, top)[0]))
+        for service_entry in job.get("services") or []:
+            raw = service_entry["name"] if isinstance(service_entry, dict) else service_entry
+            images.append((name, expand(raw, {**top, **(job.get("variables") or {})})))
+    for name, image in images:
+        tag = image.split("@")[0].rpartition(":")[2] if ":" in image.split("/")[-1] else ""
+        assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: image {image} is not pinned to a version"
+
+
+def test_tool_images_reset_their_entrypoint(expanded: dict[str, Any]) -> None:
+    checked = []
+    for name, job in jobs(expanded).items():
+        image, entrypoint = image_of(job, expanded["variables"])
+        if TOOL_IMAGE.search(image):
+            checked.append(name)
+            assert entrypoint == [""], f'{name}: {image} needs entrypoint: [""] or its script never runs (CI-5)'
+    assert {"build-image", "scan-image", "promote-image", "trivy-fs"} <= set(checked)
+
+
+def test_kaniko_is_a_debug_image_of_the_maintained_fork(expanded: dict[str, Any]) -> None:
+    image, _ = image_of(jobs(expanded)["build-image"], expanded["variables"])
+    assert re.fullmatch(r"ghcr\.io/osscontainertools/kaniko:v\d+\.\d+\.\d+-debug(@sha256:[0-9a-f]{64})?", image), (
+        f"build-image runs {image}: the kaniko fork's pinned -debug image is required (CI-3, CI-5)"
+    )
+    assert "KANIKO_IMAGE" in expanded["variables"], "the builder image is one variable, so it can be switched (CI-3)"
+
+
+def test_build_pushes_only_a_candidate_with_an_ecr_cache(expanded: dict[str, Any]) -> None:
+    script = script_text(jobs(expanded)["build-image"])
+    destinations = re.findall(r"--destination[ =](\S+)", script)
+    assert destinations == ['"${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"'], (
+        f"the build pushes only <sha>-candidate, never a deployable tag (CI-4): {destinations}"
+    )
+    assert "--cache=true" in script and '--cache-repo "${IMAGE_NAME}/cache"' in script, "layer cache in ECR (CI-3)"
+
+
+def test_scan_blocks_on_high_and_critical(expanded: dict[str, Any]) -> None:
+    script = script_text(jobs(expanded)["scan-image"])
+    for flag in (
+        "trivy image",
+        "--image-src remote",
+        "--exit-code 1",
+        "--severity HIGH,CRITICAL",
+        "--ignore-unfixed",
+        "--ignorefile .trivyignore.yaml",
+        '"${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"',
+    ):
+        assert flag in script, f"scan-image lacks `{flag}` (CI-4)"
+
+
+def test_promote_needs_the_scan(expanded: dict[str, Any]) -> None:
+    every = jobs(expanded)
+    needs = [n["job"] if isinstance(n, dict) else n for n in every["promote-image"].get("needs", [])]
+    assert "scan-image" in needs, "promote-image must need scan-image: never tag an unscanned image (CI-4)"
+    assert "build-image" in [n["job"] if isinstance(n, dict) else n for n in every["scan-image"].get("needs", [])]
+    script = script_text(every["promote-image"])
+    assert "put-image" in script or "crane" in script, "promotion adds tags without Docker (CI-4)"
+    assert "docker" not in script
+
+
+def test_deploys_use_the_promoted_sha_tag(service: Path, expanded: dict[str, Any]) -> None:
+    deploys = {name: job for name, job in jobs(expanded).items() if job.get("stage") == "deploy"}
+    assert deploys, "no deploy job"
+    for name, job in deploys.items():
+        text = script_text(job)
+        for called in re.findall(r"(scripts/[\w.-]+)", text):
+            body = (service / called).read_text()
+            text += "\n" + "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("#"))
+        assert "CI_COMMIT_SHA" in text, f"{name} must deploy the <sha> tag (CI-4)"
+        assert "CI_COMMIT_SHORT_SHA" not in text, f"{name}: tags use the full SHA (CONTRACTS.md)"
+        assert not re.search(r":latest\b|\blatest\b", text), f"{name} deploys `latest` (CI-4)"
+        assert "candidate" not in text, f"{name} deploys an unscanned -candidate (CI-4)"
+
+
+# --- CI-1, CI-2: AWS through OIDC, derived values exported ---------------------------------------
+
+
+def test_aws_access_goes_through_oidc(service: Path, expanded: dict[str, Any]) -> None:
+    oidc = raw_ci(service)[".aws-oidc"]
+    assert oidc["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com", "OIDC id_tokens for AWS (CI-1)"
+    aws_jobs = {name: job for name, job in jobs(expanded).items() if "DEPLOY_ENV" in (job.get("variables") or {})}
+    assert {"build-image", "scan-image", "promote-image"} <= set(aws_jobs)
+    prefix = [str(line) for line in oidc["before_script"]]
+    for name, job in aws_jobs.items():
+        assert job.get("id_tokens", {}).get("AWS_ID_TOKEN", {}).get("aud") == "sts.amazonaws.com", (
+            f"{name}: no OIDC token"
+        )
+        before = [str(line) for line in job.get("before_script") or []]
+        assert before[: len(prefix)] == prefix, f"{name} must start with .aws-oidc's before_script (CI-1, CI-2)"
+        assert job["variables"]["DEPLOY_ENV"] in {"build", "dev", "prod"}, f"{name}: unknown DEPLOY_ENV"
+
+
+def test_no_static_aws_keys_anywhere(service: Path) -> None:
+    found = []
+    for path in service.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            try:
+                text = path.read_text()
+            except UnicodeDecodeError:
+                continue
+            if re.search(r"AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|aws_secret_access_key|AKIA[0-9A-Z]{16}", text):
+                found.append(str(path.relative_to(service)))
+    assert not found, f"static AWS keys are refused; use the OIDC roles (CI-1): {found}"
+
+
+def test_roles_are_per_environment(service: Path) -> None:
+    answers = answers_of(service)
+    before = "\n".join(map(str, raw_ci(service)[".aws-oidc"]["before_script"]))
+    role = f"arn:aws:iam::{answers['ecr_account_id']}:role/{answers['project_slug']}-gitlab-${{DEPLOY_ENV}}"
+    assert role in before, f"AWS_ROLE_ARN must be {role} (CONTRACTS.md)"
+    registry = f"{answers['ecr_account_id']}.dkr.ecr.{answers['aws_region']}.amazonaws.com"
+    assert f'ECR_REGISTRY="{registry}"' in before and f'AWS_REGION="{answers["aws_region"]}"' in before
+
+
+def test_production_jobs_run_only_on_the_default_branch(expanded: dict[str, Any]) -> None:
+    prod = {n: j for n, j in jobs(expanded).items() if (j.get("variables") or {}).get("DEPLOY_ENV") == "prod"}
+    assert prod, "no production job found"
+    for name, job in prod.items():
+        rules = job.get("rules") or []
+        assert rules, f"{name} has no rules: it would run on every branch (CI-1)"
+        for rule in rules:
+            if rule.get("when") == "never":
+                continue
+            condition = rule.get("if", "")
+            on_main = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in condition
+            scheduled = '$CI_PIPELINE_SOURCE == "schedule"' in condition
+            assert on_main or scheduled, f"{name}: rule {rule} lets a production job run off main (CI-1)"
+
+
+def test_derived_values_are_exported_in_before_script(service: Path) -> None:
+    before = "\n".join(map(str, raw_ci(service)[".aws-oidc"]["before_script"]))
+    for name in DERIVED:
+        assert re.search(rf"export (\w+=\S+ )*{name}=", before), f"{name} must be exported in before_script (CI-2)"
+    for path in ci_files(service):
+        for key, value in _variables_blocks(yaml.load(path.read_text(), Loader=CiLoader)):
+            overridable = set(DERIVED) & set(value)
+            assert not overridable, f"{path.name} {key}: {overridable} under variables: can be overridden (CI-2)"
+
+
+def _variables_blocks(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    blocks = [("variables", document.get("variables") or {})]
+    blocks += [
+        (f"{name}.variables", job["variables"])
+        for name, job in document.items()
+        if isinstance(job, dict) and isinstance(job.get("variables"), dict)
+    ]
+    return blocks
+
+
+def test_checks_are_interruptible_and_infrastructure_is_not(expanded: dict[str, Any]) -> None:
+    for name, job in jobs(expanded).items():
+        stage = job.get("stage")
+        if name in OWN_JOBS and stage in {"lint", "test", "audit"}:
+            assert job.get("interruptible") is True, f"{name} should be interruptible"
+        if stage in {"infrastructure", "teardown", "deploy"} or name == "promote-image":
+            assert not job.get("interruptible", False), f"{name} must never be interrupted (TF-1)"
+
+
+# --- SEC-1, SEC-2, DEP-2: audits ----------------------------------------------------------------
+
+
+def test_audit_stage_runs_every_audit(expanded: dict[str, Any]) -> None:
+    audit = "\n".join(script_text(j) for j in jobs(expanded).values() if j.get("stage") == "audit")
+    assert re.search(r"pip-audit .*--strict", audit), "pip-audit without --strict passes on lookup failures (SEC-1)"
+    assert "trivy fs" in audit and "--exit-code 1" in audit, "trivy fs must block (SEC-1)"
+    assert "semgrep scan --config p/security-audit" in audit and "--error" in audit, "semgrep must block (SEC-1)"
+    assert "scripts/check_dependency_policy.py" in audit, "dependency policy check (SEC-2)"
+    assert "scripts/check_trivyignore.py" in audit, "CVE exception check (SEC-4)"
+    assert not any(j.get("allow_failure") for j in jobs(expanded).values() if j.get("stage") == "audit")
+
+
+def test_every_pip_audit_is_strict(service: Path) -> None:
+    for path in [*ci_files(service), service / "Makefile"]:
+        for line in path.read_text().splitlines():
+            if re.search(r"\bpip-audit\s+-", line) and not line.lstrip().startswith("#"):
+                assert "--strict" in line, f"{path.name}: `{line.strip()}` passes silently without --strict (SEC-1)"
+
+
+def test_lint_checks_declared_dependencies(service: Path, expanded: dict[str, Any]) -> None:
+    assert "make lint" in script_text(jobs(expanded)["lint"])
+    assert re.search(r"^\t\$\(BIN\)/deptry ", (service / "Makefile").read_text(), re.M), "deptry in make lint (DEP-2)"
+
+
+def test_make_audit_runs_the_pipeline_audits(service: Path) -> None:
+    proc = run(["make", "-n", "audit"], cwd=service)
+    assert proc.returncode == 0, output(proc)
+    for command in (
+        "pip-audit --strict",
+        "trivy fs",
+        "semgrep scan --config p/security-audit",
+        "scripts/check_dependency_policy.py",
+        "scripts/check_trivyignore.py",
+    ):
+        assert command in proc.stdout, f"make audit does not run {command} (DEP-2, SEC-1)"
+
+
+def test_dependency_policy_passes_on_the_lock(service: Path) -> None:
+    python = python_for(str(answers_of(service)["python_version"]))
+    proc = run([python, "scripts/check_dependency_policy.py", "requirements.txt", "requirements-dev.txt"], cwd=service)
+    assert proc.returncode == 0, output(proc)
+
+
+@pytest.mark.parametrize(
+    ("lock", "package"), [("transitive-passlib.txt", "passlib"), ("python-jose-with-extras.txt", "python-jose")]
+)
+def test_dependency_policy_refuses_abandoned_packages(service: Path, lock: str, package: str) -> None:
+    proc = run(["python3", str(service / "scripts/check_dependency_policy.py"), str(FIXTURES / "locks" / lock)])
+    assert proc.returncode == 1, output(proc)
+    assert package in proc.stderr and "SEC-2" in proc.stderr, output(proc)
+
+
+def test_dependency_policy_accepts_the_replacements(service: Path) -> None:
+    proc = run(["python3", str(service / "scripts/check_dependency_policy.py"), str(FIXTURES / "locks" / "clean.txt")])
+    assert proc.returncode == 0, output(proc)
+
+
+# --- SEC-4: CVE exceptions -----------------------------------------------------------------------
+
+BAD_TRIVYIGNORE = {
+    "bad-no-statement.yaml": "no 'statement'",
+    "bad-empty-statement.yaml": "no 'statement'",
+    "bad-no-expiry.yaml": "no 'expired_at'",
+    "bad-misspelt-expiry.yaml": "unknown key 'expires_at'",
+    "bad-expired.yaml": "expired on 2026-09-30",
+    "bad-expires-today.yaml": "expired on 2026-11-01",
+    "bad-far-expiry.yaml": "more than 366 days away",
+    "bad-not-a-date.yaml": "not a YYYY-MM-DD date",
+    "bad-quoted-date.yaml": "unquoted date",
+    "bad-section-typo.yaml": "unknown section 'vulnerability'",
+}
+
+
+def check_trivyignore(service: Path, file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    python = python_for(str(answers_of(service)["python_version"]))
+    return run([python, str(service / "scripts" / "check_trivyignore.py"), str(file), *extra])
+
+
+def test_the_generated_trivyignore_passes_today(service: Path) -> None:
+    proc = check_trivyignore(service, service / ".trivyignore.yaml")
+    assert proc.returncode == 0, output(proc)
+
+
+def test_trivyignore_check_accepts_the_good_fixture(service: Path) -> None:
+    proc = check_trivyignore(service, FIXTURES / "trivyignore" / "good.yaml", "--today", FIXTURE_TODAY)
+    assert proc.returncode == 0, output(proc)
+
+
+@pytest.mark.parametrize(("fixture", "message"), BAD_TRIVYIGNORE.items(), ids=list(BAD_TRIVYIGNORE))
+def test_trivyignore_check_refuses_bad_entries(service: Path, fixture: str, message: str) -> None:
+    proc = check_trivyignore(service, FIXTURES / "trivyignore" / fixture, "--today", FIXTURE_TODAY)
+    assert proc.returncode == 1, output(proc)
+    assert message in proc.stderr, output(proc)
+
+
+def _load_checker(service: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("check_trivyignore", service / "scripts" / "check_trivyignore.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in (FIXTURES / "trivyignore").glob("*.yaml")))
+def test_trivyignore_reader_agrees_with_pyyaml(service: Path, fixture: str) -> None:
+    """The check reads YAML with the standard library only; it must read what a YAML parser reads."""
+    checker = _load_checker(service)
+    text = (FIXTURES / "trivyignore" / fixture).read_text()
+    sections, unknown = checker.parse(text)
+    ours = {key: [entry.values for entry in entries] for key, entries in sections.items()}
+    theirs = {key: value or [] for key, value in yaml.safe_load(text).items()}
+    theirs = json.loads(json.dumps(theirs, default=str))
+    assert ours == theirs
+    assert unknown == [key for key in theirs if key not in checker.SECTIONS]
+
+
+def _trivy_config(ignorefile: Path, context: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    proc = run(
+        [
+            venv_tool("trivy"),
+            "config",
+            "--skip-check-update",
+            "--quiet",
+            "--format",
+            "json",
+            "--ignorefile",
+            str(ignorefile),
+            str(context),
+        ]
+    )
+    found = []
+    if proc.returncode == 0 and "FATAL" not in proc.stderr:
+        found = [
+            m["ID"] for r in json.loads(proc.stdout).get("Results") or [] for m in r.get("Misconfigurations") or []
+        ]
+    return proc, found
+
+
+@pytest.fixture(scope="module")
+def root_dockerfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build context whose Dockerfile Trivy flags (DS-0002: runs as root)."""
+    context = tmp_path_factory.mktemp("root-image")
+    (context / "Dockerfile").write_text('FROM python:3.12-slim\nCMD ["python"]\n')
+    return context
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["good.yaml", "bad-no-statement.yaml", "bad-no-expiry.yaml", "bad-misspelt-expiry.yaml", "bad-expired.yaml"],
+)
+def test_trivy_itself_reads_the_fixtures(fixture: str, root_dockerfile: Path) -> None:
+    """The fixtures are Trivy's real format: Trivy loads them (and accepts the ones the check refuses)."""
+    proc, found = _trivy_config(FIXTURES / "trivyignore" / fixture, root_dockerfile)
+    assert proc.returncode == 0 and "FATAL" not in proc.stderr, output(proc)
+    assert "DS-0002" in found
+
+
+def test_trivy_honours_the_generated_format(service: Path, root_dockerfile: Path, tmp_path: Path) -> None:
+    """An entry in the generated file's format really suppresses the finding in Trivy."""
+    proc, found = _trivy_config(service / ".trivyignore.yaml", root_dockerfile)
+    assert proc.returncode == 0 and "FATAL" not in proc.stderr, output(proc)
+    assert "DS-0002" in found
+    expiry = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat()
+    ignorefile = tmp_path / ".trivyignore.yaml"
+    ignorefile.write_text(
+        (service / ".trivyignore.yaml")
+        .read_text()
+        .replace(
+            "misconfigurations: []",
+            f"misconfigurations:\n  - id: DS-0002\n    statement: Test image only.\n    expired_at: {expiry}",
+        )
+    )
+    assert check_trivyignore(service, ignorefile).returncode == 0
+    proc, found = _trivy_config(ignorefile, root_dockerfile)
+    assert proc.returncode == 0, output(proc)
+    assert "DS-0002" not in found, "Trivy did not apply the entry: the file is not in Trivy's format (SEC-4)"
+
+
+# --- CI-1: every variable documented -------------------------------------------------------------
+
+
+def _referenced_variables(service: Path) -> set[str]:
+    names: set[str] = set()
+    for path in ci_files(service):
+        text = path.read_text()
+        names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
+        for _, block in _variables_blocks(yaml.load(text, Loader=CiLoader)):
+            names |= {k for k in block if re.fullmatch(r"[A-Z][A-Z0-9_]*", k)}
+        names |= set(re.findall(r"^\s*([A-Z][A-Z0-9_]*): \[", text, re.M))  # parallel:matrix keys
+    return names
+
+
+def _documented(service: Path) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in (service / "docs" / "ci-variables.md").read_text().splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
+                rows[name] = cells
+    return rows
+
+
+def test_every_pipeline_variable_is_documented(service: Path) -> None:
+    docs = (service / "docs" / "ci-variables.md").read_text()
+    rows = _documented(service)
+    missing = []
+    for name in sorted(_referenced_variables(service)):
+        if name.startswith(("CI_", "GITLAB_")) or name == "CI":
+            if f"`{name}`" not in docs:
+                missing.append(name)
+        elif name not in rows:
+            missing.append(name)
+    assert not missing, f"docs/ci-variables.md does not list {missing} (CI-1)"
+
+
+def test_documented_variables_carry_their_flags(service: Path) -> None:
+    rows = _documented(service)
+    for name, cells in rows.items():
+        if len(cells) == 6 and cells[3] in {"yes", "no", "n/a"}:
+            assert cells[4] in {"yes", "no", "n/a"} and cells[5] in {"yes", "no", "n/a"}, f"{name}: {cells}"
+        elif len(cells) == 6:
+            pytest.fail(f"{name}: masked/protected/hidden must be yes, no or n/a: {cells} (CI-1)")
+    variables_rows = {n for n, c in rows.items() if len(c) == 6}
+    assert {"SCHEDULED_JOB", "KANIKO_IMAGE", "AWS_ROLE_ARN", "DEPLOY_ENV"} <= variables_rows
+
+
+# --- The real thing: gitlab-ci-local runs lint and test here -------------------------------------
+
+
+def test_gitlab_ci_local_runs_lint_and_test(ci_repo: Path, service: Path, test_database_url: str) -> None:
+    """The lint and test jobs as written, with the shell executor, against CI's PostgreSQL.
+
+    The only changes are variables: the `postgres` service gives way to the PostgreSQL already
+    running here (an empty POSTGRES_IMAGE drops the service), and PYTHON names this machine's
+    interpreter for the Makefile.
+    """
+    url = urlsplit(test_database_url)
+    version = str(answers_of(service)["python_version"])
+    variables = {
+        "PYTHON": python_for(version),
+        "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
+        "POSTGRES_IMAGE": "",
+        "POSTGRES_HOST": url.hostname or "localhost",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_DB": url.path.lstrip("/"),
+        "POSTGRES_USER": url.username or "",
+        "POSTGRES_PASSWORD": url.password or "",
+    }
+    args = [arg for key, value in variables.items() for arg in ("--variable", f"{key}={value}")]
+    proc = gitlab_ci_local(ci_repo, "--force-shell-executor", *args, "lint", "test", timeout=1200)
+    # pip's complaints about this machine's index settings would push the real error out of view.
+    proc.stdout = "\n".join(line for line in proc.stdout.splitlines() if "WARNING: Location" not in line)
+    assert proc.returncode == 0, output(proc)
+    combined = proc.stdout + proc.stderr
+    assert re.search(r"PASS\s+lint", combined) and re.search(r"PASS\s+test", combined), output(proc)
+    assert "postgresql+psycopg://" in combined or "TEST_DATABASE_URL" in combined
+    report = ET.parse(ci_repo / "junit.xml").getroot()
+    suite = report if report.tag == "testsuite" else report.find("testsuite")
+    assert suite is not None
+    counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
+    assert counts["tests"] > 0 and counts["failures"] == counts["errors"] == 0, counts
+    assert counts["skipped"] == 0, f"tests skipped in the CI job (PostgreSQL not reached?): {counts}"
