@@ -25,9 +25,11 @@ Everything lives in one temporary folder removed at the end, servers included. S
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -36,9 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import http.client
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ SERVICE_ENV = {
     "DATABASE_URL": f"postgresql+psycopg://bench:bench@{LOOPBACK}:5432/bench",
 }
 
-BARE_APP = '''\
+BARE_APP = """\
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -78,7 +79,7 @@ app = FastAPI()
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
-'''
+"""
 
 # Every wait is bounded.
 COMMAND_TIMEOUT_S = 300
@@ -95,17 +96,28 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         fail(f"`{' '.join(map(str, cmd))}` exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+def timed(
+    cmd: list[str], into: list[float], cpu: list[float], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Append the command's wall time to `into` and its CPU time (user + sys, its children included) to `cpu`.
+
+    The CPU time hardly moves when other work shares the machine: it tells noise from a real change.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     run(cmd, cwd=cwd, env=env)
-    return time.perf_counter() - started
+    into.append(time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -173,7 +185,9 @@ def ensure_wrk() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False
+        )
         found = shutil.which("wrk")
         if found:
             return found
@@ -245,7 +259,11 @@ def build_runtime_venv(python: str, service: Path, venv: Path) -> Path:
     venv_python = str(venv / "bin" / "python")
     pip = [python, "-m", "pip", "--python", venv_python] if without_pip else [venv_python, "-m", "pip"]
     env = {**BASE_ENV, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    run([*pip, "install", "-q", "--require-hashes", "-r", str(service / "requirements.txt")], env=env, timeout=PIP_TIMEOUT_S)
+    run(
+        [*pip, "install", "-q", "--require-hashes", "-r", str(service / "requirements.txt")],
+        env=env,
+        timeout=PIP_TIMEOUT_S,
+    )
     if uninstall_pip:
         run([venv_python, "-m", "pip", "uninstall", "-q", "-y", "pip"], env=env)
     return venv
@@ -262,7 +280,7 @@ def free_port() -> int:
 
 def container_command(dockerfile: Path) -> list[str]:
     """The runtime stage's CMD (exec form), as the container starts the server."""
-    commands = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.M)
+    commands = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.MULTILINE)
     if not commands:
         fail(f"no exec-form CMD in {dockerfile}")
     return list(json.loads(commands[-1]))
@@ -283,15 +301,16 @@ _SERVERS: list[subprocess.Popen[bytes]] = []
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(SERVER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(SERVER_STOP_TIMEOUT_S)
+    """SIGTERM the server's process group (it was started in a session of its own), then SIGKILL."""
     if proc in _SERVERS:
         _SERVERS.remove(proc)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(SERVER_STOP_TIMEOUT_S)
 
 
 def health_status(port: int) -> int | None:
@@ -363,14 +382,16 @@ def main() -> None:
     try:
         report(work, wrk, runs, rps_rounds, wrk_seconds, args.connections)
     finally:
-        for proc in list(_SERVERS):
-            stop(proc)
+        while _SERVERS:
+            stop(_SERVERS[-1])
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int) -> None:
-    step = lambda text: print(f"… {text}", file=sys.stderr, flush=True)  # noqa: E731
+def step(text: str) -> None:
+    print(f"… {text}", file=sys.stderr, flush=True)
 
+
+def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int) -> None:
     step("snapshot of the template, releases 0.1.0 and 0.2.0, floor template")
     template = snapshot_template(work / "template")
     floor = floor_template(work / "floor")
@@ -385,24 +406,29 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     copy_s: list[float] = []
     floor_s: list[float] = []
     update_s: list[float] = []
+    copy_cpu: list[float] = []
+    floor_cpu: list[float] = []
+    update_cpu: list[float] = []
     scratch = work / "scratch"
     scratch.mkdir()
     counter = iter(range(10**6))
 
     def copy() -> None:
         dst = scratch / f"copy-{next(counter)}"
-        copy_s.append(timed(copy_args(template, dst), env=BASE_ENV))
+        timed(copy_args(template, dst), copy_s, copy_cpu, env=BASE_ENV)
         shutil.rmtree(dst)
 
     def floor_copy() -> None:
         dst = scratch / f"floor-{next(counter)}"
-        floor_s.append(timed(copy_args(floor, dst), env=BASE_ENV))
+        timed(copy_args(floor, dst), floor_s, floor_cpu, env=BASE_ENV)
         shutil.rmtree(dst)
 
     def update() -> None:
         dst = scratch / f"update-{next(counter)}"
         shutil.copytree(service, dst, symlinks=True)
-        update_s.append(timed([*copier_cmd(), "update", "--trust", "--defaults", "--quiet"], cwd=dst, env=BASE_ENV))
+        timed(
+            [*copier_cmd(), "update", "--trust", "--defaults", "--quiet"], update_s, update_cpu, cwd=dst, env=BASE_ENV
+        )
         if "## Release notes" not in (dst / "README.md").read_text():
             fail("copier update did not bring release 0.2.0")
         shutil.rmtree(dst)
@@ -410,7 +436,7 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     rounds(runs, copy, floor_copy, update)
 
     answers = (service / ".copier-answers.yml").read_text()
-    version = re.search(r"^python_version:\s*['\"]?([\d.]+)", answers, re.M)
+    version = re.search(r"^python_version:\s*['\"]?([\d.]+)", answers, re.MULTILINE)
     python = python_for(version.group(1) if version else "3.12")
     step(f"runtime venv: {Path(python).name} -m venv, pip install --require-hashes -r requirements.txt")
     venv = build_runtime_venv(python, service, work / "venv")
@@ -418,7 +444,11 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     runtime_bytes = size_on_disk(venv)
     packages = sorted(site.glob("*.dist-info"))
     by_size = sorted(
-        ((size_on_disk(site / top) if (site / top).exists() else 0, d.name.split("-")[0]) for d in packages for top in _tops(d)),
+        (
+            (size_on_disk(site / top) if (site / top).exists() else 0, d.name.split("-")[0])
+            for d in packages
+            for top in _tops(d)
+        ),
         reverse=True,
     )
     largest = ", ".join(f"{name} {b / 1e6:.1f}" for b, name in _merge(by_size)[:4])
@@ -476,11 +506,46 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
 
     rows = [
         ("measure", "value", "baseline (same run)", "ratio", "goal", ""),
-        ("copier copy", f"{copy_m:.2f} s", f"one-file template {floor_m:.2f} s", f"{copy_ratio:.2f}x", f"<= {GOAL_COPY_FLOOR_RATIO}x floor", mark(copy_ratio <= GOAL_COPY_FLOOR_RATIO)),
-        ("copier update 0.1.0 -> 0.2.0", f"{update_m:.2f} s", f"copy {copy_m:.2f} s", f"{update_m / copy_m:.2f}x", f"<= {GOAL_UPDATE_COPY_RATIO}x copy", mark(update_m / copy_m <= GOAL_UPDATE_COPY_RATIO)),
-        ("cold start to first /health 200", f"{start_m:.3f} s", f"bare app {bare_start_m:.3f} s", f"{start_m / bare_start_m:.2f}x", f"< {GOAL_STARTUP_S} s", mark(start_m < GOAL_STARTUP_S)),
-        ("/health requests/s", f"{rps_m:.0f}", f"bare app {bare_rps_m:.0f}", f"{rps_ratio:.2f}x", f">= {GOAL_HEALTH_RPS_RATIO}x bare", mark(rps_ratio >= GOAL_HEALTH_RPS_RATIO)),
-        ("runtime venv on disk", f"{runtime_mb:.1f} MB", f"{len(packages)} packages; largest MB: {largest}", "", f"< {GOAL_RUNTIME_MB:.0f} MB", mark(runtime_mb < GOAL_RUNTIME_MB)),
+        (
+            "copier copy",
+            f"{copy_m:.2f} s",
+            f"one-file template {floor_m:.2f} s",
+            f"{copy_ratio:.2f}x",
+            f"<= {GOAL_COPY_FLOOR_RATIO}x floor",
+            mark(copy_ratio <= GOAL_COPY_FLOOR_RATIO),
+        ),
+        (
+            "copier update 0.1.0 -> 0.2.0",
+            f"{update_m:.2f} s",
+            f"copy {copy_m:.2f} s",
+            f"{update_m / copy_m:.2f}x",
+            f"<= {GOAL_UPDATE_COPY_RATIO}x copy",
+            mark(update_m / copy_m <= GOAL_UPDATE_COPY_RATIO),
+        ),
+        (
+            "cold start to first /health 200",
+            f"{start_m:.3f} s",
+            f"bare app {bare_start_m:.3f} s",
+            f"{start_m / bare_start_m:.2f}x",
+            f"< {GOAL_STARTUP_S} s",
+            mark(start_m < GOAL_STARTUP_S),
+        ),
+        (
+            "/health requests/s",
+            f"{rps_m:.0f}",
+            f"bare app {bare_rps_m:.0f}",
+            f"{rps_ratio:.2f}x",
+            f">= {GOAL_HEALTH_RPS_RATIO}x bare",
+            mark(rps_ratio >= GOAL_HEALTH_RPS_RATIO),
+        ),
+        (
+            "runtime venv on disk",
+            f"{runtime_mb:.1f} MB",
+            f"{len(packages)} packages; largest MB: {largest}",
+            "",
+            f"< {GOAL_RUNTIME_MB:.0f} MB",
+            mark(runtime_mb < GOAL_RUNTIME_MB),
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print()
@@ -492,6 +557,11 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     print(f"runs: {runs} copies/updates/starts each, {rps_rounds} x {wrk_seconds} s of wrk each; medians, interleaved")
     print(f"copy     {' '.join(f'{v:.2f}' for v in copy_s)}   floor {' '.join(f'{v:.2f}' for v in floor_s)}")
     print(f"update   {' '.join(f'{v:.2f}' for v in update_s)}")
+    copy_c, floor_c, update_c = median(copy_cpu), median(floor_cpu), median(update_cpu)
+    print(
+        f"cpu s    copy {copy_c:.2f}, floor {floor_c:.2f}, update {update_c:.2f}: "
+        f"copy/floor {copy_c / floor_c:.2f}x, update/copy {update_c / copy_c:.2f}x (user + sys, medians)"
+    )
     print(f"startup  {' '.join(f'{v:.3f}' for v in start_s)}   bare {' '.join(f'{v:.3f}' for v in bare_start_s)}")
     print(f"rps      {' '.join(f'{v:.0f}' for v in rps)}   bare {' '.join(f'{v:.0f}' for v in bare_rps)}")
     print(f"server   {' '.join(rps_cmd)} (host and port replaced by {LOOPBACK}:<free port>)")
