@@ -28,6 +28,7 @@ HOOKS = [
     "terraform-fmt",
     "kustomize-build",
     "checkov",
+    "practices",
     "trivyignore",
     "check-merge-conflict",
     "detect-private-key",
@@ -162,6 +163,11 @@ def _root_user_last(repo: Path) -> str:
     return "Dockerfile"
 
 
+def _interruptible_terraform(repo: Path) -> str:
+    _edit(repo / ".gitlab/ci/terraform.yml", "  interruptible: false\n", "  interruptible: true\n")
+    return ".gitlab/ci/terraform.yml"
+
+
 def _undated_cve_exception(repo: Path) -> str:
     _edit(repo / ".trivyignore.yaml", "vulnerabilities: []",
           "vulnerabilities:\n  - id: CVE-2026-12345\n    statement: Only reachable through a parser the service never calls.")
@@ -194,6 +200,7 @@ MISTAKES = [
     ("ruff-format", _unformatted_python, "1 file reformatted"),
     ("kustomize-build", _missing_overlay_resource, "kustomize cannot build deploy/k8s/overlays/dev/"),
     ("checkov", _root_user_last, 'CKV_DOCKER_8: "Ensure the last USER is not root"'),
+    ("practices", _interruptible_terraform, "terraform.yml: job terraform-fmt: runs Terraform but is interruptible"),
     ("trivyignore", _undated_cve_exception, "no 'expired_at' date (YYYY-MM-DD) for its review (SEC-4)"),
     ("check-merge-conflict", _copier_conflict, "Merge conflict string '<<<<<<<' found"),
     ("renovate-schema", _renovate_typo, "'yes' is not of type 'boolean'"),
