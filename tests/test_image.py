@@ -447,3 +447,64 @@ def test_image_cmd_serves_health(started: tuple[int, subprocess.Popen[str]]) -> 
             last_error = str(error)
         time.sleep(0.3)
     pytest.fail(f"GET /health on port {port} never answered 200: {last_error}")
+
+
+# --- checkov (dockerfile, gitlab_ci, secrets) ----------------------------------------------------
+
+# The files of the image and the pipeline; checkov also scans the rest of the service.
+IMAGE_AND_PIPELINE_FILES = [
+    "Dockerfile",
+    ".dockerignore",
+    ".gitlab-ci.yml",
+    ".trivyignore.yaml",
+    "docs/ci-variables.md",
+    "scripts/check_trivyignore.py",
+    "scripts/check_dependency_policy.py",
+]
+
+
+def checkov_failures(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    assert proc.stdout.strip(), output(proc)
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    return [
+        f"{check['check_id']} {check['file_path']}:{check['file_line_range']} {check.get('check_name', '')}"
+        for report in reports
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+
+
+def test_checkov_finds_nothing(service: Path) -> None:
+    # Run from the parent: the service's own .checkov.yaml adds frameworks this test is not about.
+    proc = run(
+        [tool("checkov"), "-d", service.name, "--framework", "dockerfile", "gitlab_ci", "secrets",
+         "--skip-download", "--quiet", "--output", "json"],
+        cwd=service.parent,
+    )
+    failures = checkov_failures(proc)
+    assert not failures, "checkov failed checks:\n" + "\n".join(failures)
+
+
+def test_checkov_finds_no_secret_in_any_image_or_pipeline_file(service: Path) -> None:
+    # By default checkov's secrets scan reads only files another framework parses; this reads all.
+    # From the parent again, or the service's .checkov.yaml would add its whole directory.
+    files = [arg for name in IMAGE_AND_PIPELINE_FILES for arg in ("-f", f"{service.name}/{name}")]
+    proc = run(
+        [tool("checkov"), *files, "--framework", "secrets", "--enable-secret-scan-all-files",
+         "--skip-download", "--quiet", "--output", "json"],
+        cwd=service.parent,
+    )
+    failures = checkov_failures(proc) if proc.stdout.strip() else []
+    assert not failures, "secrets in the image or pipeline files:\n" + "\n".join(failures)
+
+
+def test_every_suppression_says_why(service: Path) -> None:
+    for name in IMAGE_AND_PIPELINE_FILES:
+        for number, line in enumerate((service / name).read_text().splitlines(), start=1):
+            for skip in re.findall(r"checkov:skip=(\S+)", line):
+                assert re.fullmatch(r"[A-Z0-9_]+:\S.*", skip + line.split(skip, 1)[1]), (
+                    f"{name}:{number}: `checkov:skip` needs an inline reason: `checkov:skip=CKV_X:why`"
+                )
+            if "hadolint ignore=" in line:
+                assert re.search(r"hadolint ignore=\S+\s+.*\S", line), f"{name}:{number}: hadolint ignore without a reason"
+            assert "nosemgrep" not in line or re.search(r"nosemgrep\S*\s*[:-]\s*\S", line), f"{name}:{number}"
