@@ -49,11 +49,10 @@ def _checkout(service: Path, dst: Path, venv_for: Callable[[str], Path]) -> Path
     venv = venv_for(version)
     proc = run(["make", "install", f"PYTHON={python_for(version)}", f"VENV={venv}"], cwd=dst, timeout=900)
     assert proc.returncode == 0, output(proc)
-    # The hooks call .venv/bin/<tool>, as they do after a plain `make install` in a clone. Here
-    # .venv is a symlink, which the service's `.venv/` ignore pattern (directories only) misses.
+    # The hooks call .venv/bin/<tool>, as they do after a plain `make install` in a clone; here
+    # .venv is a symlink to the shared venv, which the service's .gitignore keeps out of git.
     (dst / ".venv").symlink_to(venv, target_is_directory=True)
     git(dst, "init", "-q", "-b", "main")
-    (dst / ".git" / "info" / "exclude").write_text(".venv\n")
     commit_all(dst, "Generate the service")
     return dst
 
