@@ -114,10 +114,11 @@ def answers_of(service_dir: Path) -> dict[str, object]:
 def tool(name: str) -> str:
     """Path of a validation tool; skip when it is missing locally, FAIL when it is missing in CI.
 
-    Looks on PATH, then in the tool folders the bootstrap script fills
-    (``.tools/bin`` for isolated venvs such as checkov, ``.tools/node_modules/.bin``).
+    Looks in the tool folders the bootstrap script fills (``.tools/bin`` for isolated venvs such
+    as checkov, ``.tools/node_modules/.bin``), then beside this interpreter (CI runs
+    ``.venv/bin/python -m pytest`` without ``.venv/bin`` on PATH), then on PATH.
     """
-    for folder in (TOOLS_DIR / "bin", TOOLS_DIR / "node_modules" / ".bin"):
+    for folder in (TOOLS_DIR / "bin", TOOLS_DIR / "node_modules" / ".bin", Path(sys.executable).parent):
         candidate = folder / name
         if candidate.exists():
             return str(candidate)

@@ -35,13 +35,6 @@ APP_MODULE = "app.main:app"
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cc)\b")
 
 
-def venv_tool(name: str) -> str:
-    """A tool installed in this interpreter's virtualenv (CI runs `.venv/bin/python -m pytest`
-    without putting .venv/bin on PATH), else wherever ``tool`` finds it."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else tool(name)
-
-
 # --- A small Dockerfile reader ---------------------------------------------------------------
 
 
@@ -312,7 +305,7 @@ def test_dockerignore_keeps_secrets_and_tooling_out(service: Path, path: str) ->
 
 
 def test_hadolint_is_clean(service: Path) -> None:
-    proc = run([venv_tool("hadolint"), "--no-color", "Dockerfile"], cwd=service)
+    proc = run([tool("hadolint"), "--no-color", "Dockerfile"], cwd=service)
     assert proc.returncode == 0, output(proc)
 
 
@@ -320,7 +313,7 @@ def test_trivy_config_finds_no_high_or_critical(service: Path, tmp_path: Path) -
     shutil.copy(service / "Dockerfile", tmp_path / "Dockerfile")
     proc = run(
         [
-            venv_tool("trivy"),
+            tool("trivy"),
             "config",
             "--skip-check-update",
             "--quiet",
