@@ -25,7 +25,6 @@ import pytest
 import yaml
 
 from conftest import answers_of, output, python_for, run, tool
-from test_image import venv_tool
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STAGES = ["lint", "test", "audit", "build", "scan-image", "promote", "infrastructure", "deploy", "teardown"]
@@ -152,7 +151,7 @@ def script_text(job: dict[str, Any]) -> str:
 def test_gitlab_schema_accepts_every_ci_file(service: Path) -> None:
     proc = run(
         [
-            venv_tool("check-jsonschema"),
+            tool("check-jsonschema"),
             "--builtin-schema",
             "vendor.gitlab-ci",
             "--data-transform",
@@ -492,7 +491,7 @@ def test_trivyignore_reader_agrees_with_pyyaml(service: Path, fixture: str) -> N
 def _trivy_config(ignorefile: Path, context: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     proc = run(
         [
-            venv_tool("trivy"),
+            tool("trivy"),
             "config",
             "--skip-check-update",
             "--quiet",
