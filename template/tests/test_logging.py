@@ -71,3 +71,9 @@ def test_requests_are_logged_without_the_password(
     assert any(line.get("message") == "POST /users 201" for line in lines)
     assert all("request_id" in line for line in lines if line["logger"] == "app.access")
     assert password not in json.dumps(lines)
+
+
+def test_uvicorn_colour_copy_of_the_message_is_dropped() -> None:
+    line = format_record("Started server process [%d]", 7, color_message="Started server process [\x1b[36m%d\x1b[0m]")
+    assert line["message"] == "Started server process [7]"
+    assert "color_message" not in line

@@ -19,8 +19,14 @@ _SENSITIVE_PAIR = re.compile(
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s&,;]+)""",
     re.I,
 )
-# Attributes every LogRecord has; anything else was passed with `extra=`.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else was passed with `extra=`. uvicorn adds
+# `color_message`, the message again with terminal colours, which a JSON line does not want.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def redact(value: Any, key: str = "") -> Any:
