@@ -43,6 +43,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The snapshot, release and interpreter helpers the tests use too.
+sys.path.insert(0, str(REPO / "tests"))
+from template_repo import commit_all, find_python, git, pyenv_selection, release, snapshot_template
+
 LOOPBACK = "127.0.0.1"
 
 # Goals of issue 7, on a 2-core machine.
@@ -120,10 +124,6 @@ def timed(
     cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
-def git(cwd: Path, *args: str) -> str:
-    return run(["git", *args], cwd=cwd, env=BASE_ENV).stdout
-
-
 def rounds(count: int, *jobs: Callable[[], None]) -> None:
     """Run the jobs `count` times, rotating their order each round so none always goes first."""
     for i in range(count):
@@ -148,35 +148,23 @@ def size_on_disk(root: Path) -> int:
     return total
 
 
-def pyenv_versions() -> dict[str, str]:
-    """pyenv shims answer only for selected versions; select every installed 3.x (as tests/ do)."""
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    if "PYENV_VERSION" in os.environ or not (root / "versions").is_dir():
-        return {}
-    versions = sorted(p.name for p in (root / "versions").glob("3.1[1-9].*") if p.name[-1].isdigit())
-    return {"PYENV_VERSION": ":".join(versions)} if versions else {}
-
-
-BASE_ENV = {
-    **os.environ,
-    **pyenv_versions(),
+# The releases and the service are git repositories: a git identity, and pyenv's shims selected.
+os.environ.update(pyenv_selection())
+for _key, _value in {
     "GIT_AUTHOR_NAME": "Bench",
     "GIT_AUTHOR_EMAIL": "bench@example.invalid",
     "GIT_COMMITTER_NAME": "Bench",
     "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
+}.items():
+    os.environ.setdefault(_key, _value)
+BASE_ENV = dict(os.environ)
 
 
 def python_for(version: str) -> str:
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [shutil.which(f"python{version}", path=BASE_ENV.get("PATH")) or ""]
-    candidates += sorted(map(str, pyenv_root.glob(f"versions/{version}.*/bin/python{version}")), reverse=True)
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "--version"], capture_output=True, env=BASE_ENV, check=False)
-        if probe.returncode == 0:
-            return candidate
-    fail(f"python{version} (the generated service's Python) is not installed")
-    raise AssertionError
+    found = find_python(version)
+    if not found:
+        fail(f"python{version} (the generated service's Python) is not installed")
+    return str(found)
 
 
 def ensure_wrk() -> str:
@@ -200,26 +188,6 @@ def copier_cmd() -> list[str]:
 
 
 # --- the template: a snapshot with two releases, and the floor template --------------------
-
-
-def snapshot_template(dst: Path) -> Path:
-    """This template as it is on disk (committed or not), in a clean git repo tagged 0.1.0."""
-    files = git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
-    for name in filter(None, files):
-        source = REPO / name
-        if source.is_file():
-            target = dst / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    git(dst, "init", "-q", "-b", "main")
-    release(dst, "0.1.0")
-    return dst
-
-
-def release(template: Path, version: str) -> None:
-    git(template, "add", "-A")
-    git(template, "commit", "-qm", f"release {version}", "--allow-empty")
-    git(template, "tag", version)
 
 
 def next_release(template: Path) -> None:
@@ -394,12 +362,11 @@ def step(text: str) -> None:
 def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int) -> None:
     step("snapshot of the template, releases 0.1.0 and 0.2.0, floor template")
     template = snapshot_template(work / "template")
+    release(template, "0.1.0")
     floor = floor_template(work / "floor")
     service = work / "service"
     run(copy_args(template, service), env=BASE_ENV)
-    git(service, "init", "-q", "-b", "main")
-    git(service, "add", "-A")
-    git(service, "commit", "-qm", "generated at 0.1.0")
+    commit_all(service, "generated at 0.1.0")
     next_release(template)
 
     step(f"copy, floor copy and update, {runs} rounds interleaved")

@@ -17,16 +17,13 @@ from pathlib import Path
 import copier
 import pytest
 
-TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+# Re-exported for the test modules, which import them from here.
+from template_repo import TEMPLATE_ROOT, commit_all, find_python, git, pyenv_selection, release, snapshot_template  # noqa: F401
+
 TOOLS_DIR = TEMPLATE_ROOT / ".tools"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# pyenv machines expose python3.12/3.13 through shims that only answer when the version is
-# selected; select every installed 3.x so the services' Makefiles and CI jobs find theirs.
-_PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-if "PYENV_VERSION" not in os.environ and (_PYENV_ROOT / "versions").is_dir():
-    _versions = sorted(p.name for p in (_PYENV_ROOT / "versions").glob("3.1[1-9].*") if p.name[-1].isdigit())
-    if _versions:
-        os.environ["PYENV_VERSION"] = ":".join(_versions)
+# pyenv machines expose python3.12/3.13 through shims that answer only for selected versions.
+os.environ.update(pyenv_selection())
 
 # The copier of this venv, whatever PATH holds.
 COPIER = [sys.executable, "-m", "copier"]
@@ -154,12 +151,9 @@ def test_database_url() -> Iterator[str]:
 
 def python_for(version: str) -> str:
     """An interpreter of ``version`` (the generated service's), from PATH or pyenv."""
-    candidates = [shutil.which(f"python{version}") or ""]
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += sorted(map(str, pyenv_root.glob(f"versions/{version}.*/bin/python{version}")), reverse=True)
-    for candidate in filter(None, candidates):
-        if subprocess.run([candidate, "--version"], capture_output=True, check=False).returncode == 0:
-            return candidate
+    found = find_python(version)
+    if found:
+        return found
     message = f"python{version} is not installed"
     if IN_CI:
         pytest.fail(message, pytrace=False)
@@ -179,40 +173,3 @@ def service_venv(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
         return root / f"py{version}"
 
     return venv_for
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def snapshot_template(dst: Path) -> Path:
-    """A clean git repository holding this template as it is on disk now (committed or not).
-
-    `copier update` needs the template at a commit it can check out again later; the working
-    tree being tested may have uncommitted changes, so tests release from a snapshot instead.
-    """
-    files = git(TEMPLATE_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
-    for name in filter(None, files):
-        source = TEMPLATE_ROOT / name
-        if source.is_file():
-            target = dst / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    git(dst, "init", "-q", "-b", "main")
-    git(dst, "add", "-A")
-    git(dst, "commit", "-qm", "snapshot of the template under test")
-    return dst
-
-
-def release(template: Path, version: str, message: str = "") -> None:
-    """Commit whatever changed in a snapshot and tag it with a PEP 440 version."""
-    git(template, "add", "-A")
-    git(template, "commit", "-qm", message or f"release {version}", "--allow-empty")
-    git(template, "tag", version)
-
-
-def commit_all(repo: Path, message: str) -> None:
-    if not (repo / ".git").exists():
-        git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
