@@ -13,7 +13,8 @@ from app.core.security import InvalidTokenError, decode_access_token
 from app.models import User
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
+    """The settings this application was built with (create_app), not a fresh read of the environment."""
     settings: Settings = request.app.state.settings
     return settings
 
@@ -23,7 +24,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False)
 
