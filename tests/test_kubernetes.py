@@ -37,6 +37,8 @@ CUSTOM_KINDS = {
 CONTRACT_PORT = 8000
 SERVICE_PORT = 80
 CONFIG_KEYS = {"ENVIRONMENT", "LOG_LEVEL", "PROJECT_NAME"}
+# uvicorn options the manifests set through the environment (UVICORN_ prefix, checked at 0.54.0).
+UVICORN_OPTIONS = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"}
 SECRET_ENV = {"DATABASE_URL": ("db-secret", "url"), "SECRET_KEY": ("app-secret", "secret-key")}
 MIGRATION_COMMAND = ["alembic", "upgrade", "head"]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -378,7 +380,8 @@ def test_app_gets_every_setting_of_the_contract(objects: list[Manifest], service
     config_py = service / "app/core/config.py"
     if config_py.exists():
         fields = set(re.findall(r"^    (\w+): ", config_py.read_text(), flags=re.MULTILINE))
-        given = CONFIG_KEYS | set(secret_env) | {v["name"] for v in app.get("env", [])}
+        # uvicorn reads UVICORN_<OPTION> (click's auto_envvar_prefix in uvicorn/main.py, CONTRACTS.md).
+        given = CONFIG_KEYS | set(secret_env) | {v["name"] for v in app.get("env", [])} - UVICORN_OPTIONS
         unread = {name for name in given if name.lower() not in fields}
         assert not unread, f"K8S-5: the app container gets {sorted(unread)}, which app/core/config.py never reads"
 
@@ -418,7 +421,9 @@ def test_probes(objects: list[Manifest], service: Path) -> None:
         "K8S-1: liveness initialDelaySeconds 30, timeoutSeconds 10"
     )
     assert readiness["httpGet"]["path"] == "/ready", "K8S-1: readiness must GET /ready (CONTRACTS.md)"
-    assert readiness["initialDelaySeconds"] == 20, "K8S-1: readiness initialDelaySeconds 20"
+    # The kubelet counts initialDelaySeconds from the container's start: with a startupProbe
+    # holding readiness back, any delay here only keeps a serving pod out of the load balancer.
+    assert readiness.get("initialDelaySeconds", 0) == 0, "RUN-1: readiness must not add a fixed delay to every start"
     assert app["startupProbe"]["httpGet"]["path"] == "/health", "K8S-1: a startupProbe covers slow starts"
     for container in pod_spec(objects, service).get("initContainers", []):
         assert not any(k in container for k in ("livenessProbe", "readinessProbe", "startupProbe"))
@@ -447,7 +452,8 @@ def test_autoscaler_and_resources(objects: list[Manifest], service: Path, env: s
     )
     bounds = (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"])
     if env == "prod":
-        assert bounds == (answers["replicas_min"], answers["replicas_max"]), "K8S-4: prod HPA bounds are the answers"
+        expected = (max(2, int(answers["replicas_min"])), answers["replicas_max"])  # type: ignore[call-overload]
+        assert bounds == expected, "K8S-4: prod HPA bounds are the answers, RUN-1: never fewer than 2 pods"
     else:
         assert 1 == bounds[0] <= bounds[1] <= answers["replicas_max"], "K8S-4: dev scales from 1 within the answers"
     targets = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"]["metrics"]}
@@ -461,6 +467,53 @@ def test_autoscaler_and_resources(objects: list[Manifest], service: Path, env: s
             assert {"cpu", "memory"} <= set(container.get("resources", {}).get(kind, {})), (
                 f"K8S-4: container {container['name']} must declare cpu and memory {kind}"
             )
+
+
+def test_graceful_shutdown_outlasts_the_load_balancer(objects: list[Manifest], service: Path) -> None:
+    """RUN-1: a deleted pod keeps serving until the ALB has stopped sending to it, then drains.
+
+    Kubernetes removes the pod from the endpoints and runs preStop at the same time; the AWS Load
+    Balancer Controller then deregisters the target, which takes seconds. SIGTERM comes after
+    preStop; uvicorn then finishes in-flight requests; SIGKILL comes at the grace period.
+    """
+    spec = pod_spec(objects, service)
+    app = app_container(spec)
+    pre_stop = app.get("lifecycle", {}).get("preStop", {})
+    assert "sleep" in pre_stop, "RUN-1: the app container needs a preStop sleep (the image needs no shell for it)"
+    delay = int(pre_stop["sleep"]["seconds"])
+    assert delay >= 15, f"RUN-1: preStop sleeps {delay} s, less than an ALB deregistration takes to apply"
+    env = {v["name"]: v.get("value") for v in app.get("env", [])}
+    assert "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN" in env, "RUN-1: uvicorn must bound its graceful shutdown"
+    drain = int(env["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"])
+    grace = int(spec.get("terminationGracePeriodSeconds", 30))
+    assert grace >= delay + drain + 5, (
+        f"RUN-1: terminationGracePeriodSeconds {grace} must cover preStop {delay} s + shutdown {drain} s + 5 s"
+    )
+    ingress = one(objects, "Ingress")["metadata"]["annotations"]
+    assert ingress["alb.ingress.kubernetes.io/target-type"] == "ip", "RUN-1: readiness gates need target-type ip"
+    attributes = dict(
+        kv.split("=", 1) for kv in ingress.get("alb.ingress.kubernetes.io/target-group-attributes", "").split(",") if kv
+    )
+    deregistration = int(attributes.get("deregistration_delay.timeout_seconds", 300))  # ALB's default
+    assert deregistration <= delay + drain, (
+        f"RUN-1: the ALB drains a target for {deregistration} s but the pod serves only {delay + drain} s after deletion"
+    )
+    namespace = one(objects, "Namespace")["metadata"]["labels"]
+    assert namespace.get("elbv2.k8s.aws/pod-readiness-gate-inject") == "enabled", (
+        "RUN-1: without the namespace label the controller injects no readiness gate and a rollout can outrun the ALB"
+    )
+
+
+def test_replicas_spread_over_zones(objects: list[Manifest], service: Path) -> None:
+    spec = pod_spec(objects, service)
+    zone = [c for c in spec.get("topologySpreadConstraints", []) if c["topologyKey"] == "topology.kubernetes.io/zone"]
+    assert zone, "RUN-1: replicas must be spread over availability zones"
+    assert zone[0]["whenUnsatisfiable"] == "DoNotSchedule" and zone[0]["maxSkew"] == 1, (
+        "RUN-1: a zone spread that is only preferred lets every replica land in one zone"
+    )
+    assert "pod-template-hash" in zone[0].get("matchLabelKeys", []), (
+        "RUN-1: count skew per ReplicaSet, or a rollout's old pods block the new ones"
+    )
 
 
 def test_disruption_budget_allows_drains(objects: list[Manifest]) -> None:

@@ -31,6 +31,7 @@ BAD_ANSWERS = [
     ("replicas_min", 0, "at least 1"),
     ("replicas_max", 0, "must be at least replicas_min"),
     ("replicas_max", 101, "at most 100"),
+    ("replicas_max", 1, "at least 2"),
     ("eks_node_instance_type", "t3medium", "instance type"),
     ("eks_node_count", 0, "between 1 and 50"),
     ("rds_instance_class", "t3.micro", "instance type"),
