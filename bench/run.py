@@ -4,7 +4,9 @@
 
 It prints a table, then as its very last line:
 
-    bench: copy_s=… copy_floor_ratio=… update_s=… startup_s=… health_rps_ratio=… runtime_mb=…
+    bench: copy_s=… copy_floor_ratio=… update_s=… startup_s=… health_rps_ratio=… runtime_mb=… \
+        me_rps=… me_rps_ratio=… me_p99_ms=… login_rps=… login_rps_ratio=… login_p99_ms=… \
+        ready_p99_under_login_ms=… ready_p99_idle_ms=…
 
 What is measured, and against what (runs interleaved so a busy machine slows both sides alike):
 
@@ -17,6 +19,17 @@ What is measured, and against what (runs interleaved so a busy machine slows bot
 - startup: the Dockerfile's CMD, run with that venv first on PATH and the container's environment,
   until the first 200 from /health; against a bare FastAPI app with one route;
 - /health throughput: wrk on 127.0.0.1 against the service and the bare app, same command.
+- the request path, on PostgreSQL (BENCH_DATABASE_URL, or a `bench` role and database this script
+  creates when it runs as root), the service migrated by its own `alembic upgrade head`:
+  - `me_rps`: authenticated `GET /users/me` (wrk, one token), against a minimal FastAPI app in
+    bench/me_baseline.py that does the same work by hand (decode the JWT, one SELECT by username,
+    same driver, pool and server);
+  - `login_rps`: `POST /auth/token` with a right password, against the rate at which this machine
+    checks that bcrypt hash with every core busy (the floor a login cannot beat);
+  - `ready_p99_under_login_ms`: p99 of `/ready`, asked as the kubelet asks (one request at a time,
+    a timeout counting as the timeout) while logins saturate the CPU, against its p99 idle.
+  The login rows raise the service's rate limits (RATE_LIMIT_* variables) far above the load, so
+  that they measure the work of a login, not the 429 that protects it.
 
 Everything lives in one temporary folder removed at the end, servers included. Servers bind
 127.0.0.1 only (the CMD's `--host 0.0.0.0` is replaced), and wrk only ever targets 127.0.0.1.
@@ -55,6 +68,11 @@ GOAL_UPDATE_COPY_RATIO = 3.0
 GOAL_STARTUP_S = 1.0
 GOAL_HEALTH_RPS_RATIO = 0.8
 GOAL_RUNTIME_MB = 80.0
+# Issue 13: /ready answers within its probe timeout (5 s) under a login flood; aim under 100 ms.
+GOAL_READY_P99_UNDER_LOGIN_MS = 100.0
+# Issue 16: the service's authenticated read at least 1.1x the hand-written app.
+GOAL_ME_RPS_RATIO = 1.1
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgresql+psycopg://bench:bench@{LOOPBACK}:5432/bench")
 
 # The answers without a default, as a user gives them.
 REQUIRED = {
@@ -71,7 +89,11 @@ SERVICE_ENV = {
     "ENVIRONMENT": "prod",
     "LOG_LEVEL": "INFO",
     "SECRET_KEY": "bench-" + "0123456789abcdef" * 3,
-    "DATABASE_URL": f"postgresql+psycopg://bench:bench@{LOOPBACK}:5432/bench",
+    "DATABASE_URL": BENCH_DATABASE_URL,
+    # The login rows measure a login's work; the limits that answer 429 are raised out of the way.
+    "RATE_LIMIT_LOGIN_PER_CLIENT": "1000000/minute",
+    "RATE_LIMIT_LOGIN_PER_USERNAME": "1000000/minute",
+    "RATE_LIMIT_SIGNUP_PER_CLIENT": "1000000/minute",
 }
 
 BARE_APP = """\
@@ -331,6 +353,93 @@ def wrk_rps(wrk: str, port: int, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk_run(
+    wrk: str, url: str, seconds: int, connections: int, *extra: str, allow_non2xx: bool = False
+) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) of one wrk run with its latency distribution."""
+    proc = run([wrk, "-t1", f"-c{connections}", "--timeout", "10s", "--latency", *extra, f"-d{seconds}s", url],
+               timeout=seconds + 60)  # fmt: skip
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", proc.stdout, re.MULTILINE)
+    if not rps or not p99 or ("Non-2xx" in proc.stdout and not allow_non2xx) or "Socket errors" in proc.stdout:
+        fail(f"wrk gave no clean result for {url}:\n{proc.stdout}")
+    return float(rps.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)]
+
+
+def probe_p99_ms(port: int, path: str, seconds: float, timeout_s: float = 10.0) -> float:
+    """p99 of `path`, asked as the kubelet asks a probe: one request at a time, a new connection each.
+
+    A request that times out counts as the timeout, so a starved endpoint cannot look fast.
+    """
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout_s)
+        started = time.perf_counter()
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                fail(f"{path} answered {response.status}")
+            latencies.append(time.perf_counter() - started)
+        except TimeoutError:
+            latencies.append(timeout_s)
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    latencies.sort()
+    return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+
+
+def post_json(port: int, path: str, body: dict[str, str]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+BENCH_DATABASE_SQL = r"""
+SELECT 'CREATE ROLE bench LOGIN PASSWORD ''bench'''
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench')\gexec
+SELECT 'CREATE DATABASE bench OWNER bench'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'bench')\gexec
+"""
+
+
+def ensure_bench_database() -> None:
+    """The default BENCH_DATABASE_URL's role and database, made as bootstrap.sh makes the tests' ones."""
+    if "BENCH_DATABASE_URL" in os.environ:
+        return
+    if os.geteuid() != 0:
+        fail("set BENCH_DATABASE_URL to a PostgreSQL database the benchmark may use (or run as root)")
+    subprocess.run(["pg_ctlcluster", "15", "main", "start"], capture_output=True, check=False)
+    for _ in range(30):
+        if subprocess.run(["pg_isready", "-q", "-h", LOOPBACK], check=False).returncode == 0:
+            break
+        time.sleep(1)
+    proc = subprocess.run(["su", "postgres", "-c", "psql -v ON_ERROR_STOP=1 -q"], input=BENCH_DATABASE_SQL,
+                          text=True, capture_output=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        fail(f"could not create the bench database: {proc.stderr}")
+
+
+def lua_post(path: Path, body: dict[str, str]) -> Path:
+    """A wrk script that POSTs one JSON body."""
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -340,6 +449,7 @@ def main() -> None:
     parser.add_argument("--rps-rounds", type=int, default=5, help="wrk runs against each server")
     parser.add_argument("--wrk-seconds", type=int, default=4, help="duration of one wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--request-rounds", type=int, default=3, help="rounds of the request-path rows")
     args = parser.parse_args()
     runs = max(5, min(args.runs, 50))
     rps_rounds = max(1, min(args.rps_rounds, 10))
@@ -348,7 +458,7 @@ def main() -> None:
     wrk = ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        report(work, wrk, runs, rps_rounds, wrk_seconds, args.connections)
+        report(work, wrk, runs, rps_rounds, wrk_seconds, args.connections, max(1, min(args.request_rounds, 10)))
     finally:
         while _SERVERS:
             stop(_SERVERS[-1])
@@ -359,7 +469,9 @@ def step(text: str) -> None:
     print(f"… {text}", file=sys.stderr, flush=True)
 
 
-def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int) -> None:
+def report(
+    work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, connections: int, request_rounds: int
+) -> None:
     step("snapshot of the template, releases 0.1.0 and 0.2.0, floor template")
     template = snapshot_template(work / "template")
     release(template, "0.1.0")
@@ -461,6 +573,8 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
 
     rounds(rps_rounds, load(runtime_app, rps), load(bare, bare_rps))
 
+    path = request_path(work, wrk, cmd, runtime_app, venv, logs, request_rounds, wrk_seconds, connections)
+
     copy_m, floor_m, update_m = median(copy_s), median(floor_s), median(update_s)
     start_m, bare_start_m = median(start_s), median(bare_start_s)
     rps_m, bare_rps_m = median(rps), median(bare_rps)
@@ -513,6 +627,30 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
             f"< {GOAL_RUNTIME_MB:.0f} MB",
             mark(runtime_mb < GOAL_RUNTIME_MB),
         ),
+        (
+            "GET /users/me requests/s (PostgreSQL)",
+            f"{path['me_rps']:.0f} (p99 {path['me_p99_ms']:.0f} ms)",
+            f"hand-written app {path['me_base_rps']:.0f} (p99 {path['me_base_p99_ms']:.0f} ms)",
+            f"{path['me_rps_ratio']:.2f}x",
+            f">= {GOAL_ME_RPS_RATIO}x hand-written",
+            mark(path["me_rps_ratio"] >= GOAL_ME_RPS_RATIO),
+        ),
+        (
+            "POST /auth/token logins/s",
+            f"{path['login_rps']:.1f} (p99 {path['login_p99_ms']:.0f} ms)",
+            f"bcrypt checks/s, all cores {path['bcrypt_rps']:.1f}",
+            f"{path['login_rps_ratio']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            "/ready p99 while logins saturate",
+            f"{path['ready_p99_under_login_ms']:.0f} ms",
+            f"idle {path['ready_p99_idle_ms']:.1f} ms",
+            f"{path['ready_p99_under_login_ms'] / path['ready_p99_idle_ms']:.0f}x",
+            f"< {GOAL_READY_P99_UNDER_LOGIN_MS:.0f} ms",
+            mark(path["ready_p99_under_login_ms"] < GOAL_READY_P99_UNDER_LOGIN_MS),
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print()
@@ -534,8 +672,99 @@ def report(work: Path, wrk: str, runs: int, rps_rounds: int, wrk_seconds: int, c
     print(f"server   {' '.join(rps_cmd)} (host and port replaced by {LOOPBACK}:<free port>)")
     print(
         f"bench: copy_s={copy_m:.3f} copy_floor_ratio={copy_ratio:.2f} update_s={update_m:.3f} "
-        f"startup_s={start_m:.3f} health_rps_ratio={rps_ratio:.2f} runtime_mb={runtime_mb:.1f}"
+        f"startup_s={start_m:.3f} health_rps_ratio={rps_ratio:.2f} runtime_mb={runtime_mb:.1f} "
+        f"me_rps={path['me_rps']:.0f} me_rps_ratio={path['me_rps_ratio']:.2f} me_p99_ms={path['me_p99_ms']:.0f} "
+        f"login_rps={path['login_rps']:.1f} login_rps_ratio={path['login_rps_ratio']:.2f} "
+        f"login_p99_ms={path['login_p99_ms']:.0f} "
+        f"ready_p99_under_login_ms={path['ready_p99_under_login_ms']:.0f} "
+        f"ready_p99_idle_ms={path['ready_p99_idle_ms']:.1f}"
     )
+
+
+def request_path(
+    work: Path,
+    wrk: str,
+    cmd: list[str],
+    runtime_app: Path,
+    venv: Path,
+    logs: Path,
+    request_rounds: int,
+    wrk_seconds: int,
+    connections: int,
+) -> dict[str, float]:
+    """The rows of issues 13 and 16: an authenticated read, logins, and /ready under a login flood."""
+    step("request path: PostgreSQL, the service migrated by its own `alembic upgrade head`")
+    ensure_bench_database()
+    env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", **SERVICE_ENV}
+    run([str(venv / "bin" / "alembic"), "upgrade", "head"], cwd=runtime_app, env=env)
+    baseline = work / "me-baseline"
+    baseline.mkdir()
+    shutil.copy2(REPO / "bench" / "me_baseline.py", baseline / "me_baseline.py")
+    at = cmd.index("app.main:app")
+    baseline_cmd = [*cmd[:at], "me_baseline:app", *cmd[at + 1 :]]
+    user = {"username": f"bench-{os.getpid()}-{int(time.time())}", "password": "bench-password-0123456789"}
+    scripts = work / "wrk"
+    scripts.mkdir()
+    login_lua = lua_post(scripts / "login.lua", user)
+    figures: dict[str, list[float]] = {k: [] for k in ("me", "me_p99", "base", "base_p99")}
+
+    with server(cmd, runtime_app, venv, logs / "request-path.log") as (port, _):
+        status, body = post_json(port, "/users", user)
+        if status != 201:
+            fail(f"POST /users answered {status}: {body[:300]!r}")
+        status, body = post_json(port, "/auth/token", user)
+        if status != 200:
+            fail(f"POST /auth/token answered {status}: {body[:300]!r}")
+        token = json.loads(body)["access_token"]
+    auth = ["-H", f"Authorization: Bearer {token}"]
+
+    step(f"GET /users/me: wrk -c{connections} -d{wrk_seconds}s, {request_rounds} rounds against the hand-written app")
+
+    def me(cwd: Path, argv: list[str], rps: list[float], p99: list[float]) -> Callable[[], None]:
+        def job() -> None:
+            with server(argv, cwd, venv, logs / f"{cwd.name}-me.log") as (port, _):
+                url = f"http://{LOOPBACK}:{port}/users/me"
+                wrk_run(wrk, url, 1, connections, *auth)  # warm-up: the pool fills, the code paths load
+                value, latency = wrk_run(wrk, url, wrk_seconds, connections, *auth)
+                rps.append(value)
+                p99.append(latency)
+
+        return job
+
+    rounds(request_rounds, me(runtime_app, cmd, figures["me"], figures["me_p99"]),
+           me(baseline, baseline_cmd, figures["base"], figures["base_p99"]))  # fmt: skip
+
+    login_seconds = max(wrk_seconds, 6)
+    step(f"logins: wrk -c20 -d{login_seconds}s; /ready probed idle, then under wrk -c80 logins; bcrypt floor")
+    floor = [str(venv / "bin" / "python"), str(REPO / "bench" / "bcrypt_floor.py"), "12", str(login_seconds)]
+    bcrypt_rps = float(run(floor, env=env).stdout)
+    with server(cmd, runtime_app, venv, logs / "logins.log") as (port, _):
+        base = f"http://{LOOPBACK}:{port}"
+        ready_idle = probe_p99_ms(port, "/ready", login_seconds)
+        login_rps, login_p99 = wrk_run(wrk, f"{base}/auth/token", login_seconds, 20, "-s", str(login_lua))
+        flood_cmd = [wrk, "-t1", "-c80", "--timeout", "30s", "-s", str(login_lua), f"-d{login_seconds + 4}s",
+                     f"{base}/auth/token"]  # fmt: skip
+        flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(2)  # the flood is running: every core hashes
+            ready_loaded = probe_p99_ms(port, "/ready", login_seconds)
+        finally:
+            flood.wait(timeout=login_seconds + 60)
+
+    me_rps, base_rps = median(figures["me"]), median(figures["base"])
+    return {
+        "me_rps": me_rps,
+        "me_p99_ms": median(figures["me_p99"]),
+        "me_base_rps": base_rps,
+        "me_base_p99_ms": median(figures["base_p99"]),
+        "me_rps_ratio": me_rps / base_rps,
+        "login_rps": login_rps,
+        "login_p99_ms": login_p99,
+        "bcrypt_rps": bcrypt_rps,
+        "login_rps_ratio": login_rps / bcrypt_rps,
+        "ready_p99_idle_ms": ready_idle,
+        "ready_p99_under_login_ms": ready_loaded,
+    }
 
 
 def _tops(dist_info: Path) -> list[str]:

@@ -9,14 +9,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.security import InvalidTokenError, decode_access_token
+from app.core.rate_limit import RateLimiter
+from app.core.security import InvalidTokenError, PasswordHasher, decode_access_token
 from app.models import User
 
+# The dependencies that only read app.state are `async def`: FastAPI runs a plain `def` dependency
+# in its thread pool, a hop per request for a lookup that never blocks.
 
-def get_app_settings(request: Request) -> Settings:
+
+async def get_app_settings(request: Request) -> Settings:
     """The settings this application was built with (create_app), not a fresh read of the environment."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_hasher(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.hasher
+    return hasher
+
+
+async def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -25,6 +39,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False)
 

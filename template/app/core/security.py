@@ -1,6 +1,12 @@
 """Password hashing with bcrypt and access tokens with PyJWT (SEC-2: no passlib, no python-jose)."""
 
+import asyncio
+import math
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import bcrypt
 import jwt
@@ -27,6 +33,48 @@ def verify_password(password: str, password_hash: str) -> bool:
     if password_too_long(password):
         return False
     return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+
+
+def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: the container's CPU limit (cgroup v2 `cpu.max`), else the CPUs it sees."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+class PasswordHasher:
+    """bcrypt on a pool of threads of its own, as many as the CPU limit allows (RUN-2).
+
+    bcrypt costs about 250 ms of CPU and releases the GIL. Run in the server's default thread pool,
+    a flood of logins would take every thread and `/ready` would wait behind them until the probe
+    times out; here the flood queues for the pool while the event loop and the probes stay free.
+    """
+
+    def __init__(self, rounds: int, workers: int | None = None) -> None:
+        self.rounds = rounds
+        self.workers = workers or cpu_budget()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
+        # An unknown user's password is checked against this hash of the same cost, so that the
+        # answer takes as long as for a wrong password and tells nothing about which names exist.
+        self._decoy = hash_password(secrets.token_urlsafe(32), rounds)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, hash_password, password, self.rounds)
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """True only for a known user's right password; as slow for an unknown user (password_hash None)."""
+        candidate = password_hash if password_hash is not None else self._decoy
+        loop = asyncio.get_running_loop()
+        matches = await loop.run_in_executor(self._pool, verify_password, password, candidate)
+        return matches and password_hash is not None
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def create_access_token(subject: str, secret_key: str, expires_in: timedelta) -> str:

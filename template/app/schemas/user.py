@@ -15,11 +15,13 @@ def _fits_bcrypt(password: str) -> str:
 
 Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=1, max_length=BCRYPT_MAX_BYTES), AfterValidator(_fits_bcrypt)]
+# The length rule sits on the string itself, so the message reads "at least 8 characters".
+NewPassword = Annotated[str, Field(min_length=8, max_length=BCRYPT_MAX_BYTES), AfterValidator(_fits_bcrypt)]
 
 
 class UserCreate(BaseModel):
     username: Username
-    password: Annotated[Password, Field(min_length=8)]
+    password: NewPassword
 
 
 class UserRead(BaseModel):

@@ -1,11 +1,14 @@
 import logging
 from datetime import timedelta
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep, SettingsDep
-from app.core.security import create_access_token, verify_password
+from app.api.deps import HasherDep, LimiterDep, SettingsDep
+from app.core.rate_limit import client_address
+from app.core.security import create_access_token
 from app.models import User
 from app.schemas.user import LoginRequest, Token
 
@@ -13,10 +16,22 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 logger = logging.getLogger(__name__)
 
 
+def password_hash_of(engine: Engine, username: str) -> str | None:
+    # A session of its own, closed before the password is checked: no pooled connection waits on
+    # bcrypt, so a login flood cannot drain the pool that /ready and every other route need (RUN-2).
+    with Session(engine) as session:
+        return session.scalar(select(User.password_hash).where(User.username == username))
+
+
 @router.post("/token")
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> Token:
-    user = session.scalar(select(User).where(User.username == body.username))
-    if user is None or not verify_password(body.password, user.password_hash):
+async def login(
+    body: LoginRequest, request: Request, settings: SettingsDep, hasher: HasherDep, limiter: LimiterDep
+) -> Token:
+    limiter.hit("login_per_client", client_address(request))
+    limiter.hit("login_per_username", body.username.lower())
+    password_hash = await run_in_threadpool(password_hash_of, request.app.state.engine, body.username)
+    # An unknown name and a wrong password take the same time and get the same answer (RUN-2).
+    if not await hasher.verify(body.password, password_hash):
         logger.info("login refused", extra={"username": body.username})
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -24,7 +39,7 @@ def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> Tok
             headers={"WWW-Authenticate": "Bearer"},
         )
     token = create_access_token(
-        user.username,
+        body.username,
         settings.secret_key.get_secret_value(),
         timedelta(minutes=settings.access_token_expire_minutes),
     )

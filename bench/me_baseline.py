@@ -1,0 +1,41 @@
+"""The baseline of `me_rps`: an authenticated read written by hand, with nothing but the work.
+
+Decodes the same JWT (PyJWT, HS256, the same required claims), runs one SELECT by username with
+the same driver and pool settings the generated service uses, and answers the same JSON. No
+middleware, no logging, no dependency injection beyond FastAPI's own. bench/run.py serves it with
+the generated service's command and virtualenv.
+"""
+
+import os
+from typing import Annotated
+
+import jwt
+from fastapi import FastAPI, Header, HTTPException
+from sqlalchemy import create_engine, text
+
+engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True, connect_args={"connect_timeout": 3})
+SECRET_KEY = os.environ["SECRET_KEY"]
+QUERY = text("SELECT id, username, created_at FROM users WHERE username = :username")
+
+app = FastAPI()
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/users/me")
+def me(authorization: Annotated[str, Header()] = "") -> dict[str, object]:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise HTTPException(401)
+    try:
+        claims = jwt.decode(token, SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "iat", "sub"]})
+    except jwt.PyJWTError:
+        raise HTTPException(401) from None
+    with engine.connect() as connection:
+        row = connection.execute(QUERY, {"username": claims["sub"]}).first()
+    if row is None:
+        raise HTTPException(401)
+    return {"id": row.id, "username": row.username, "created_at": row.created_at.isoformat()}
