@@ -162,8 +162,11 @@ def test_tf2_ecr_repository_immutable_scanned_and_candidates_expire(service: Pat
     assert repo["image_tag_mutability"] == "IMMUTABLE_WITH_EXCLUSION", "CI-4: SHA tags must never be overwritten"
     assert repo["image_tag_mutability_exclusion_filter"][0]["filter"] == "latest", "CI-4: only latest may move"
     assert repo["image_scanning_configuration"][0]["scan_on_push"] is True, "CI-4: scan on push"
-    text = (tf_root(service) / "persistent" / "main.tf").read_text()
+    text = (tf_root(service) / "persistent" / "lifecycle.tf").read_text()
     assert '"*-candidate"' in text, "CI-4: the lifecycle policy must expire old -candidate tags"
+    assert named(resources, "aws_ecr_lifecycle_policy", "service")["policy"] == "${local.service_lifecycle_policy}", (
+        "ECR-1: the service repository uses the policy tests/test_ecr_lifecycle.py evaluates"
+    )
 
 
 def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) -> None:

@@ -51,34 +51,7 @@ resource "aws_ecr_repository" "service" {
 
 resource "aws_ecr_lifecycle_policy" "service" {
   repository = aws_ecr_repository.service.name
-
-  policy = jsonencode({
-    rules = [
-      {
-        rulePriority = 1
-        description  = "Candidates that were never promoted (failed scan or abandoned pipeline)"
-        selection = {
-          tagStatus      = "tagged"
-          tagPatternList = ["*-candidate"]
-          countType      = "sinceImagePushed"
-          countUnit      = "days"
-          countNumber    = var.candidate_retention_days
-        }
-        action = { type = "expire" }
-      },
-      {
-        rulePriority = 2
-        description  = "Layers left untagged when `latest` moves on"
-        selection = {
-          tagStatus   = "untagged"
-          countType   = "sinceImagePushed"
-          countUnit   = "days"
-          countNumber = 1
-        }
-        action = { type = "expire" }
-      },
-    ]
-  })
+  policy     = local.service_lifecycle_policy
 }
 
 # Kaniko's layer cache (CI-3): disposable, so it may be rebuilt at any time. Its tags are
