@@ -181,7 +181,7 @@ def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) 
     assert roles["prod"]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), "CI-1: prod only from main"
     assert "ref:*" in roles["dev"]["sub"] and "ref_type:branch" in roles["dev"]["sub"], "CI-1: dev from branches"
     assert 'default     = "main"' in (persistent / "variables.tf").read_text(), "CI-1: default branch is main"
-    assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "main.tf").read_text(), (
+    assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "iam.tf").read_text(), (
         "CI-1: role names must be <slug>-gitlab-<env> (docs/CONTRACTS.md)"
     )
 
