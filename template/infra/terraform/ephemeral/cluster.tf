@@ -36,6 +36,10 @@ module "eks" {
   # Pods get AWS credentials through Pod Identity, so no IRSA OIDC provider is created.
   enable_irsa = false
 
+  # Fixed names: a role name may be 64 characters, a name_prefix only 38, which
+  # "<slug>-prod-cluster-" exceeds from a 25-character slug on (tests/test_aws_names.py).
+  iam_role_name                 = "${local.name}-cluster"
+  iam_role_use_name_prefix      = false
   iam_role_permissions_boundary = local.permissions_boundary_arn
 
   # Launch templates copy these onto nodes and volumes, which default_tags never reach:
@@ -97,6 +101,7 @@ module "lb_controller_pod_identity" {
 
   name               = "${local.name}-lb-controller"
   policy_name_prefix = "${local.name}-"
+  use_name_prefix    = false
 
   permissions_boundary_arn = local.permissions_boundary_arn
 
@@ -142,6 +147,7 @@ module "external_secrets_pod_identity" {
 
   name               = "${local.name}-external-secrets"
   policy_name_prefix = "${local.name}-"
+  use_name_prefix    = false
 
   permissions_boundary_arn = local.permissions_boundary_arn
 
