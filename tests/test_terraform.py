@@ -641,3 +641,21 @@ def test_eks_endpoint_closed_by_default_and_prod_protected(service: Path) -> Non
     assert eks["deletion_protection"] == "${var.cluster_deletion_protection}"
     assert tfvars(service, "ephemeral", "prod.tfvars")["cluster_deletion_protection"] is True
     assert tfvars(service, "ephemeral", "dev.tfvars")["cluster_deletion_protection"] is False
+
+
+def test_tf6_budget_per_environment_from_the_answers(service: Path) -> None:
+    import math
+
+    answers = answers_of(service)
+    hours, nodes = answers.get("ephemeral_hours_per_day", 4), answers.get("eks_node_count", 2)
+    hourly = 0.045 + 0.10 + nodes * 0.047 + 0.02
+    expected = {"dev": math.ceil(hourly * hours * 20 * 1.25), "prod": math.ceil((hourly + 0.045 + 0.02) * 730 * 1.25)}
+    assert tfvars(service, "ephemeral", "terraform.tfvars")["budget_monthly_usd"] == expected, (
+        "TF-6: each environment's budget is the docs/costs.md estimate plus a quarter"
+    )
+    budget = named(stack(service, "ephemeral")["resource"], "aws_budgets_budget", "environment")
+    assert budget["limit_amount"] == "${tostring(var.budget_monthly_usd[var.environment])}"
+    assert budget["time_unit"] == "MONTHLY" and len(budget["notification"]) >= 1, "TF-6: the budget must alert"
+    assert all(n["subscriber_sns_topic_arns"] for n in budget["notification"]), "TF-6: alerts go somewhere"
+    provider = next(p["aws"] for p in stack(service, "ephemeral")["provider"] if "aws" in p)
+    assert "CostAllocation" in provider["default_tags"][0]["tags"], "TF-6: the budget's tag is on every resource"

@@ -80,6 +80,24 @@ data "aws_iam_policy_document" "secrets_key" {
       identifiers = ["arn:aws:iam::${var.account_id}:root"]
     }
   }
+
+  # The budget topic (budget.tf) is encrypted with this key; AWS Budgets publishes to it.
+  statement {
+    sid       = "BudgetsEncryptsAlerts"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["budgets.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [var.account_id]
+    }
+  }
 }
 
 resource "aws_kms_key" "secrets" {

@@ -11,6 +11,8 @@ provider "aws" {
       Stack       = "ephemeral"
       Environment = var.environment
       ManagedBy   = "terraform"
+      # TF-6: what the environment's budget (budget.tf) counts.
+      CostAllocation = "${var.project_slug}-${var.environment}"
     }
   }
 }

@@ -118,6 +118,11 @@ variable "vpc_flow_logs" {
   type        = bool
 }
 
+variable "budget_monthly_usd" {
+  description = "TF-6: monthly AWS Budget of each environment in USD (docs/costs.md estimate plus a quarter for the hidden costs)."
+  type        = map(number)
+}
+
 # --- Defaults worth knowing about --------------------------------------------------------------
 
 variable "vpc_cidr" {
@@ -156,6 +161,12 @@ variable "cluster_deletion_protection" {
     condition     = var.environment != "prod" || var.cluster_deletion_protection
     error_message = "prod must keep cluster deletion protection on."
   }
+}
+
+variable "budget_alert_emails" {
+  description = "TF-6: addresses the budget alerts are mailed to, besides the <slug>-<env>-budget SNS topic."
+  type        = list(string)
+  default     = []
 }
 
 variable "cluster_admin_arns" {

@@ -448,6 +448,12 @@ locals {
           Action   = ["budgets:ModifyBudget", "budgets:ViewBudget", "budgets:ListTagsForResource", "budgets:TagResource", "budgets:UntagResource"]
           Resource = "arn:aws:budgets::${var.account_id}:budget/${var.project_slug}-${env}"
         },
+        {
+          Sid      = "OwnBudgetTopic"
+          Effect   = "Allow"
+          Action   = "sns:*"
+          Resource = "arn:aws:sns:${local.arn.region_prefix}:${var.project_slug}-${env}-*"
+        },
         local.deny_other_environment[env],
         local.deny_boundary_changes,
         local.deny_boundary_removal,
