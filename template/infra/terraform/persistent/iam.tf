@@ -85,8 +85,6 @@ resource "aws_iam_role_policy" "build" {
 }
 
 resource "aws_iam_policy" "terraform" {
-  # checkov:skip=CKV_AWS_290:Writes are limited by resource name, environment tag or permissions boundary per statement; the remaining "*" are actions AWS does not scope by resource (Describe, List, GetAuthorizationToken).
-  # checkov:skip=CKV_AWS_355:Same as above: "*" only where AWS offers no resource-level scope, and always under the explicit deny of the other environment's resources.
   for_each = local.terraform_policies
 
   name        = "${var.project_slug}-gitlab-${each.key}-terraform"
@@ -103,8 +101,6 @@ resource "aws_iam_role_policy_attachment" "terraform" {
 
 # The prod role alone, assumable from the protected default branch alone, applies this stack.
 resource "aws_iam_policy" "persistent" {
-  # checkov:skip=CKV_AWS_290:IAM writes are limited to this service's CI names and require the CI boundary; ACM and Route 53 are limited to this service's certificate and records.
-  # checkov:skip=CKV_AWS_355:Same as above: "*" only for Route 53 and ACM calls without resource-level scope.
   name        = "${var.project_slug}-gitlab-prod-persistent"
   description = "Apply of the persistent stack (ECR, CI roles, certificate)"
   policy      = local.persistent_policy
