@@ -172,6 +172,12 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "ec2:TerminateInstances", instance, DENY, "prod nodes", {**tags["prod"], **region}),
         Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "prod database firewall", {**tags["prod"], **region}),
         Case("dev", "ec2:DeleteVpc", vpc, ALLOW, "nightly destroy", {**tags["dev"], **region}),
+        Case("dev", "ec2:DeleteVpc", vpc, DENY, "another service's dev network",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
+        Case("dev", "rds:DeleteDBInstance", f"arn:aws:rds:{r}:{a}:db:{s}-dev-other", DENY, "another service's db",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": f"{s}-dev-other"}),
+        Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation into another service",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
         Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation", {**tags["prod"], **region}),
         Case("dev-made-admin", "rds:DeleteDBInstance", db("prod"), DENY, "escalation", tags["prod"]),
         # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------

@@ -55,6 +55,18 @@ locals {
     }
   }
 
+  # Several services may share the account (docs/infrastructure.md): nor another service's resources.
+  deny_other_service = {
+    Sid      = "NeverTouchAnotherService"
+    Effect   = "Deny"
+    Action   = "*"
+    Resource = "*"
+    Condition = {
+      StringNotEquals = { "aws:ResourceTag/Project" = [var.project_slug] }
+      Null            = { "aws:ResourceTag/Project" = "false" }
+    }
+  }
+
   # IAM-2: no CI role may write a boundary, detach one, or create a role or user outside them.
   deny_boundary_changes = {
     Sid    = "BoundariesAreChangedByAnAdministratorOnly"
@@ -173,6 +185,7 @@ locals {
           },
           { Sid = "FindSecrets", Effect = "Allow", Action = "secretsmanager:ListSecrets", Resource = "*" },
           local.deny_other_environment[env],
+          local.deny_other_service,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
@@ -455,6 +468,7 @@ locals {
           Resource = "arn:aws:sns:${local.arn.region_prefix}:${var.project_slug}-${env}-*"
         },
         local.deny_other_environment[env],
+        local.deny_other_service,
         local.deny_boundary_changes,
         local.deny_boundary_removal,
         local.deny_long_lived_identities,
