@@ -65,8 +65,11 @@ def test_longest_slug_fits_every_aws_name(service: Path) -> None:
                 source = body["source"]
                 if source.endswith("/eks/aws"):
                     names.append(("eks cluster", _render(body["name"], slug), 100))
-                    assert body.get("iam_role_use_name_prefix") is False, "cluster role must not use a name_prefix"
-                    names.append(("eks cluster role", _render(body["iam_role_name"], slug), ROLE))
+                    role = _render(body["iam_role_name"], slug)
+                    rule = '${length("${local.name}-cluster-") <= 38}'
+                    assert body.get("iam_role_use_name_prefix") in (False, rule), "cluster role prefix unchecked"
+                    prefixed = body["iam_role_use_name_prefix"] == rule and len(role + "-") <= ROLE_PREFIX
+                    names.append(("eks cluster role", role + ("-" if prefixed else ""), ROLE_PREFIX if prefixed else ROLE))
                     names.append(("eks encryption policy prefix",
                                   _render(body["iam_role_name"], slug) + "-ClusterEncryption-", POLICY - 26))
                     for group, settings in body["eks_managed_node_groups"].items():

@@ -36,10 +36,11 @@ module "eks" {
   # Pods get AWS credentials through Pod Identity, so no IRSA OIDC provider is created.
   enable_irsa = false
 
-  # Fixed names: a role name may be 64 characters, a name_prefix only 38, which
-  # "<slug>-prod-cluster-" exceeds from a 25-character slug on (tests/test_aws_names.py).
+  # A role name_prefix may be 38 characters (a name 64), which "<slug>-prod-cluster-" exceeds
+  # from a 25-character slug on. A name that fits keeps its prefix: renaming the cluster role
+  # would replace the cluster of a service generated before this check (tests/test_aws_names.py).
   iam_role_name                 = "${local.name}-cluster"
-  iam_role_use_name_prefix      = false
+  iam_role_use_name_prefix      = length("${local.name}-cluster-") <= 38
   iam_role_permissions_boundary = local.permissions_boundary_arn
 
   # Launch templates copy these onto nodes and volumes, which default_tags never reach:
