@@ -275,6 +275,14 @@ locals {
           ]
         },
         {
+          # CreateCluster has no resource-level scope: the request's tags are what bounds it.
+          Sid       = "CreateOwnCluster"
+          Effect    = "Allow"
+          Action    = "eks:CreateCluster"
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
           Sid      = "ClusterCatalog"
           Effect   = "Allow"
           Action   = ["eks:DescribeAddonVersions", "eks:DescribeAddonConfiguration", "eks:ListClusters", "eks:DescribeClusterVersions"]
@@ -304,6 +312,18 @@ locals {
           Effect   = "Allow"
           Action   = ["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DescribeSecret"]
           Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
+        },
+        {
+          # Deleting or modifying the database changes its master secret: this database's only.
+          Sid      = "OwnDatabaseMasterSecret"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DeleteSecret", "secretsmanager:RotateSecret", "secretsmanager:UpdateSecret"]
+          Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
+          Condition = {
+            StringEquals = {
+              "aws:ResourceTag/aws:rds:primaryDBInstanceArn" = ["arn:aws:rds:${local.arn.region_prefix}:db:${var.project_slug}-${env}"]
+            }
+          }
         },
         {
           Sid      = "OwnSecrets"
@@ -358,7 +378,7 @@ locals {
           Sid      = "ReadEksAmiParameters"
           Effect   = "Allow"
           Action   = ["ssm:GetParameter", "ssm:GetParameters"]
-          Resource = "arn:aws:ssm:${var.aws_region}::parameter/aws/service/eks/*"
+          Resource = "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/eks/*"
         },
         {
           # IAM-2: roles of this environment exist only under its boundary.
