@@ -16,7 +16,7 @@ from pathlib import Path
 import hcl2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "extensions"))
-from template import SLUG_MAX_LENGTH  # noqa: E402
+from template import SLUG_MAX_LENGTH
 
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 ROLE, ROLE_PREFIX, POLICY = 64, 38, 128
@@ -69,7 +69,8 @@ def test_longest_slug_fits_every_aws_name(service: Path) -> None:
                     rule = '${length("${local.name}-cluster-") <= 38}'
                     assert body.get("iam_role_use_name_prefix") in (False, rule), "cluster role prefix unchecked"
                     prefixed = body["iam_role_use_name_prefix"] == rule and len(role + "-") <= ROLE_PREFIX
-                    names.append(("eks cluster role", role + ("-" if prefixed else ""), ROLE_PREFIX if prefixed else ROLE))
+                    limit = ROLE_PREFIX if prefixed else ROLE
+                    names.append(("eks cluster role", role + ("-" if prefixed else ""), limit))
                     names.append(("eks encryption policy prefix",
                                   _render(body["iam_role_name"], slug) + "-ClusterEncryption-", POLICY - 26))
                     for group, settings in body["eks_managed_node_groups"].items():

@@ -115,12 +115,13 @@ def cases(w: dict) -> list[Case]:
     env_key = f"arn:aws:kms:{r}:{a}:key/66666666-7777-8888-9999-000000000000"
     key_policy = w["state_key_policy"]  # the environment keys delegate to IAM the same way (database.tf)
     tags = {env: {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s} for env in ("dev", "prod")}
-    secret = lambda env, name: f"arn:aws:secretsmanager:{r}:{a}:secret:{s}/{env}/{name}-AbCdEf"  # noqa: E731
+    secret = lambda env, name: f"arn:aws:secretsmanager:{r}:{a}:secret:{s}/{env}/{name}-AbCdEf"
     rds_secret = f"arn:aws:secretsmanager:{r}:{a}:secret:rds!db-0f1e2d3c-AbCdEf"
-    rds_tag = lambda env: {"aws:ResourceTag/aws:rds:primaryDBInstanceArn": f"arn:aws:rds:{r}:{a}:db:{s}-{env}"}  # noqa: E731
-    db = lambda env: f"arn:aws:rds:{r}:{a}:db:{s}-{env}"  # noqa: E731
-    cluster = lambda env: f"arn:aws:eks:{r}:{a}:cluster/{s}-{env}"  # noqa: E731
-    role = lambda name: f"arn:aws:iam::{a}:role/{name}"  # noqa: E731
+    rds_tag = lambda env: {
+        "aws:ResourceTag/aws:rds:primaryDBInstanceArn": f"arn:aws:rds:{r}:{a}:db:{s}-{env}"}
+    db = lambda env: f"arn:aws:rds:{r}:{a}:db:{s}-{env}"
+    cluster = lambda env: f"arn:aws:eks:{r}:{a}:cluster/{s}-{env}"
+    role = lambda name: f"arn:aws:iam::{a}:role/{name}"
     repo = f"arn:aws:ecr:{r}:{a}:repository/{s}"
     cache = f"arn:aws:ecr:{r}:{a}:repository/{s}/cache"
     vpc = f"arn:aws:ec2:{r}:{a}:vpc/vpc-0123456789abcdef0"
@@ -132,7 +133,7 @@ def cases(w: dict) -> list[Case]:
     admin_policy = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
     return [
         # --- state: IAM-1 -----------------------------------------------------------------------
-        Case("dev", "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "prod state is not dev's to read"),
+        Case("dev", "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "prod state: not dev's"),
         Case("dev", "s3:PutObject", f"{bucket}/ephemeral/prod/terraform.tfstate.tflock", DENY, "nor to lock"),
         Case("dev", "s3:PutObject", f"{bucket}/persistent/terraform.tfstate", DENY, "persistent state is prod's"),
         Case("dev", "s3:DeleteObject", f"{bucket}/persistent/terraform.tfstate.tflock", DENY, "nor its lock"),
@@ -141,13 +142,14 @@ def cases(w: dict) -> list[Case]:
         Case("build", "s3:GetObject", f"{bucket}/persistent/terraform.tfstate", DENY, "build reads no state"),
         Case("prod", "s3:PutObject", f"{bucket}/persistent/terraform.tfstate", ALLOW, "prod applies persistent"),
         # --- keys -------------------------------------------------------------------------------------
-        Case("dev", "kms:ScheduleKeyDeletion", state_key, DENY, "the state key", state_key_ctx, resource_policy=key_policy),
-        Case("dev", "kms:PutKeyPolicy", state_key, DENY, "the state key's policy", state_key_ctx, resource_policy=key_policy),
+        Case("dev", "kms:ScheduleKeyDeletion", state_key, DENY, "the state key", state_key_ctx, key_policy),
+        Case("dev", "kms:PutKeyPolicy", state_key, DENY, "the state key's policy", state_key_ctx, key_policy),
         Case("dev", "kms:DisableKey", state_key, DENY, "the state key", state_key_ctx, resource_policy=key_policy),
-        Case("dev", "kms:Decrypt", state_key, ALLOW, "reads state through the key", state_key_ctx, resource_policy=key_policy),
+        Case("dev", "kms:Decrypt", state_key, ALLOW, "reads state through the key", state_key_ctx, key_policy),
         Case("dev", "kms:ScheduleKeyDeletion", env_key, DENY, "a prod key", tags["prod"], resource_policy=key_policy),
         Case("dev", "kms:ScheduleKeyDeletion", env_key, ALLOW, "its own key", tags["dev"], resource_policy=key_policy),
-        Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key", state_key_ctx, resource_policy=key_policy),
+        Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key",
+             state_key_ctx, key_policy),
         # --- secrets ----------------------------------------------------------------------------------
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "database"), DENY, "prod secret", tags["prod"]),
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "prod signing key", tags["prod"]),
@@ -157,7 +159,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "secretsmanager:DeleteSecret", rds_secret, DENY, "prod master secret", rds_tag("prod")),
         Case("dev", "secretsmanager:DeleteSecret", rds_secret, ALLOW, "nightly destroy of its db", rds_tag("dev")),
         Case("build", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "build", tags["prod"]),
-        Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "escalation", tags["prod"]),
+        Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "escalation",
+             tags["prod"]),
         Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, DENY, "escalation", rds_tag("prod")),
         Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, ALLOW, "ESO of dev", rds_tag("dev")),
         Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("dev", "app"), ALLOW, "ESO of dev", tags["dev"]),
@@ -172,7 +175,8 @@ def cases(w: dict) -> list[Case]:
         Case("build", "eks:DescribeCluster", cluster("prod"), DENY, "build", tags["prod"]),
         Case("dev", "ec2:DeleteVpc", vpc, DENY, "prod network", {**tags["prod"], **region}),
         Case("dev", "ec2:TerminateInstances", instance, DENY, "prod nodes", {**tags["prod"], **region}),
-        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "prod database firewall", {**tags["prod"], **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "prod database firewall",
+             {**tags["prod"], **region}),
         Case("dev", "ec2:DeleteVpc", vpc, ALLOW, "nightly destroy", {**tags["dev"], **region}),
         Case("dev", "ec2:DeleteVpc", vpc, DENY, "another service's dev network",
              {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
@@ -206,8 +210,9 @@ def cases(w: dict) -> list[Case]:
              "control plane logs", region),
         Case("dev", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/aws/service/eks/optimized-ami/1.34/x", ALLOW,
              "node AMI"),
-        Case("dev", "iam:CreateServiceLinkedRole", role("aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"),
-             ALLOW, "EKS service-linked role", {"iam:AWSServiceName": "eks.amazonaws.com"}),
+        Case("dev", "iam:CreateServiceLinkedRole",
+             role("aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"), ALLOW, "EKS service-linked role",
+             {"iam:AWSServiceName": "eks.amazonaws.com"}),
         Case("dev", "iam:CreatePolicy", f"arn:aws:iam::{a}:policy/{s}-dev-ExternalSecrets", ALLOW, "module policy"),
         Case("prod", "ecr:PutImage", repo, ALLOW, "promotion from the default branch is possible"),
         # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------
@@ -216,7 +221,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), ALLOW, "role under the dev boundary", dev_boundary),
         Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-x"), DENY, "admin on an unbounded role", admin_policy),
         Case("dev", "iam:PutRolePolicy", role(f"{s}-gitlab-dev"), DENY, "grow its own rights", ci_boundary),
-        Case("dev", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "grow prod's rights", {**ci_boundary, **admin_policy}),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "grow prod's rights",
+             {**ci_boundary, **admin_policy}),
         Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-gitlab-prod"), DENY, "trust itself into prod"),
         Case("dev", "iam:DeleteRolePermissionsBoundary", role(f"{s}-dev-x"), DENY, "remove a boundary", tags["dev"]),
         Case("dev", "iam:CreatePolicyVersion", w["boundaries"]["dev"], DENY, "rewrite its boundary"),
@@ -311,7 +317,8 @@ def test_iam1_iam2_containment_table(world: dict) -> None:
         assert result["result"] != "error", f"simulator rejected {case}: {result.get('detail')}"
         decision = ALLOW if result["result"] == "Allowed" else DENY
         if decision != case.expected:
-            wrong.append(f"{case.principal} {case.action} {case.resource}: {decision}, expected {case.expected} ({case.why})")
+            wrong.append(f"{case.principal} {case.action} {case.resource}: {decision}, "
+                         f"expected {case.expected} ({case.why})")
     assert not wrong, "IAM-1/IAM-2 violated:\n" + "\n".join(wrong)
 
 

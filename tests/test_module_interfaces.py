@@ -39,7 +39,7 @@ def _object_keys(variables_tf: Path, variable: str) -> set[str]:
     text = variables_tf.read_text()
     body = text[text.index(f'variable "{variable}"'):]
     body = body[:body.index("\n}\n")]
-    return set(re.findall(r"^\s{4}([a-z_0-9]+)\s*=", body, flags=re.M))
+    return set(re.findall(r"^\s{4}([a-z_0-9]+)\s*=", body, flags=re.MULTILINE))
 
 
 @pytest.mark.parametrize("stack", ["ephemeral", "persistent", "bootstrap"])
@@ -64,7 +64,7 @@ def test_module_arguments_and_outputs_exist_at_the_pinned_tag(service: Path, sta
         if "addons" in body:
             text = (folder / "variables.tf").read_text()
             addon_type = text[text.index('variable "addons"'):]
-            addon_keys = set(re.findall(r"^\s{4}([a-z_0-9]+)\s*=", addon_type[:addon_type.index("\n}\n")], flags=re.M))
+            addon_keys = set(re.findall(r"^\s{4}([a-z_0-9]+)\s*=", addon_type[:addon_type.index("\n}\n")], flags=re.MULTILINE))
             for addon, settings in body["addons"].items():
                 assert not set(settings) - addon_keys, f"addon {addon}: unknown settings {set(settings) - addon_keys}"
 

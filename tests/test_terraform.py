@@ -594,7 +594,9 @@ def test_oidc_provider_can_be_shared_by_services_of_one_account(service: Path) -
         "a second service of the account must reuse the provider (EntityAlreadyExists otherwise)"
     )
     moved = [m for m in blocks.get("moved", []) if m["from"] == "${aws_iam_openid_connect_provider.gitlab}"]
-    assert moved and moved[0]["to"] == "${aws_iam_openid_connect_provider.gitlab[0]}", "copier update needs a moved block"
+    assert moved and moved[0]["to"] == "${aws_iam_openid_connect_provider.gitlab[0]}", (
+        "copier update needs a moved block"
+    )
     trust = named(blocks["data"], "aws_iam_policy_document", "trust")
     assert trust["statement"][0]["principals"][0]["identifiers"] == ["${local.oidc_provider_arn}"]
 
