@@ -343,3 +343,42 @@ def test_simulator_sees_the_release_0_1_0_escalation(world: dict) -> None:
     table = [Case("old-dev", "iam:AttachRolePolicy", f"arn:aws:iam::{a}:role/{s}-dev-x", ALLOW, "release 0.1.0",
                   {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"})]
     assert _simulate(world, table)[0]["result"] == "Allowed"
+
+
+def _statements(world: dict) -> list[tuple[str, dict]]:
+    found = []
+    for name, principal in world["principals"].items():
+        for policy in [*principal["identity"], principal["boundary"]]:
+            found += [(name, statement) for statement in policy["Statement"]]
+    return found
+
+
+def test_every_scoped_action_can_be_scoped_and_exists(world: dict) -> None:
+    """An action AWS authorizes only on "*" never matches a statement scoped to ARNs: the apply
+    would fail with AccessDenied (eks:CreateCluster was one). Unknown action names fail too."""
+    named: set[str] = set()
+    scoped: dict[str, list[str]] = {}
+    for principal, statement in _statements(world):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            if "*" in action:
+                continue
+            named.add(action)
+            if statement["Effect"] == "Allow" and resources != ["*"]:
+                scoped.setdefault(action, []).append(f"{principal}/{statement.get('Sid')}")
+    proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=json.dumps(sorted(named)), text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = json.loads(proc.stdout)
+    unknown = sorted(a for a, v in verdict.items() if v == "unknown")
+    assert not unknown, f"actions AWS does not know: {unknown}"
+    unscopable = {a: where for a, where in scoped.items() if verdict[a] is True}
+    assert not unscopable, f"these actions only match Resource \"*\", so their statements never apply: {unscopable}"
+
+
+def test_wildcard_only_lookup_knows_create_cluster() -> None:
+    names = json.dumps(["eks:CreateCluster", "eks:DeleteCluster"])
+    proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=names, text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
+    assert json.loads(proc.stdout) == {"eks:CreateCluster": True, "eks:DeleteCluster": False}
