@@ -164,6 +164,11 @@ def cases(w: dict) -> list[Case]:
         Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, DENY, "escalation", rds_tag("prod")),
         Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, ALLOW, "ESO of dev", rds_tag("dev")),
         Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("dev", "app"), ALLOW, "ESO of dev", tags["dev"]),
+        Case("dev-made-admin", "secretsmanager:BatchGetSecretValue", "*", ALLOW, "ESO find by tags"),
+        Case("dev-made-admin", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/{s}/prod/flag", DENY,
+             "prod parameters", tags["prod"]),
+        Case("dev-made-admin", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/{s}/dev/flag", ALLOW,
+             "ESO of dev", tags["dev"]),
         # --- database, cluster, network -----------------------------------------------------------------
         Case("dev", "rds:ModifyDBInstance", db("prod"), DENY, "turn off deletion protection", tags["prod"]),
         Case("dev", "rds:DeleteDBInstance", db("prod"), DENY, "delete prod database", tags["prod"]),

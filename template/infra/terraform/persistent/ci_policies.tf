@@ -158,7 +158,7 @@ locals {
               "kms:GenerateDataKey*",
               "logs:*",
               "shield:*",
-              "ssm:GetParameter*",
+              "ssm:DescribeParameters",
               "tag:GetResources",
               "tag:TagResources",
               "waf-regional:*",
@@ -167,15 +167,24 @@ locals {
             Resource = "*"
           },
           {
+            Sid    = "OwnParameters"
+            Effect = "Allow"
+            Action = "ssm:GetParameter*"
+            Resource = [
+              "arn:aws:ssm:${local.arn.region_prefix}:parameter/${var.project_slug}/${env}/*",
+              "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/*",
+            ]
+          },
+          {
             Sid      = "OwnSecrets"
             Effect   = "Allow"
-            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
+            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
             Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/${env}/*"
           },
           {
             Sid      = "OwnDatabaseMasterSecret"
             Effect   = "Allow"
-            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue"]
             Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
             Condition = {
               StringEquals = {
@@ -183,7 +192,8 @@ locals {
               }
             }
           },
-          { Sid = "FindSecrets", Effect = "Allow", Action = "secretsmanager:ListSecrets", Resource = "*" },
+          # BatchGetSecretValue still needs GetSecretValue on each secret it returns.
+          { Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },
           local.deny_other_environment[env],
           local.deny_other_service,
           local.deny_boundary_changes,
