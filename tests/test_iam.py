@@ -84,7 +84,8 @@ def world(service: Path) -> dict:
     }
     return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
             "principals": principals, "boundaries": rendered["boundary_arns"],
-            "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account)}
+            "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
+            "oidc_provider": f"arn:aws:iam::{account}:oidc-provider/gitlab.com"}
 
 
 def _key_policy(service: Path, stack: str, file: str, label: str, account: str) -> dict:
@@ -243,6 +244,10 @@ def cases(w: dict) -> list[Case]:
         Case("prod", "iam:PutRolePermissionsBoundary", role(f"{s}-gitlab-prod"), DENY, "swap its boundary",
              {"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}),
         Case("prod", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "rewrite the CI boundary"),
+        Case("prod", "iam:DeleteOpenIDConnectProvider", w["oidc_provider"], DENY,
+             "the account's provider, created by another service", {"aws:ResourceTag/Project": "other"}),
+        Case("prod", "iam:UpdateOpenIDConnectProviderThumbprint", w["oidc_provider"], ALLOW,
+             "its own provider", {"aws:ResourceTag/Project": s}),
         Case("prod", "iam:CreatePolicyVersion", f"arn:aws:iam::{a}:policy/{s}-gitlab-dev-terraform", ALLOW,
              "applies the CI policies"),
         Case("dev-made-admin", "iam:CreateRole", role(f"{s}-dev-y"), DENY, "escalation: a role with no boundary"),

@@ -103,6 +103,7 @@ locals {
         Version = "2012-10-17"
         Statement = [
           { Sid = "WithinOwnPolicies", Effect = "Allow", Action = "*", Resource = "*" },
+          local.deny_other_service,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
