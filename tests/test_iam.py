@@ -82,6 +82,12 @@ def world(service: Path) -> dict:
         "identity": [ADMIN],
         "boundary": json.loads(rendered["boundary_policies"]["dev"]),
     }
+    # The worst the prod role can do to itself: it applies its own policies, so AdministratorAccess.
+    principals["prod-grown-admin"] = {
+        "arn": f"arn:aws:iam::{account}:role/{slug}-gitlab-prod",
+        "identity": [ADMIN],
+        "boundary": json.loads(rendered["boundary_policies"]["ci"]),
+    }
     return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
             "principals": principals, "boundaries": rendered["boundary_arns"],
             "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
@@ -254,6 +260,15 @@ def cases(w: dict) -> list[Case]:
         Case("dev-made-admin", "iam:DeleteRolePermissionsBoundary", role(f"{s}-dev-anything"), DENY, "escalation"),
         Case("dev-made-admin", "sts:AssumeRole", role(f"{s}-gitlab-prod"), DENY, "escalation into prod"),
         Case("dev-made-admin", "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "escalation"),
+        Case("prod-grown-admin", "cloudtrail:StopLogging", f"arn:aws:cloudtrail:{r}:{a}:trail/main", DENY,
+             "prod cannot grow past the CI boundary"),
+        Case("prod-grown-admin", "organizations:LeaveOrganization", "*", DENY, "past the CI boundary"),
+        Case("prod-grown-admin", "lambda:CreateFunction", f"arn:aws:lambda:{r}:{a}:function:x", DENY, "past it"),
+        Case("prod-grown-admin", "iam:CreateAccessKey", f"arn:aws:iam::{a}:user/someone", DENY, "no keys"),
+        Case("prod-grown-admin", "iam:DeleteRolePermissionsBoundary", role(f"{s}-gitlab-prod"), DENY, "stays"),
+        Case("prod-grown-admin", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "boundary stays"),
+        Case("prod-grown-admin", "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{r}:{a}:secret:x-AbCdEf",
+             DENY, "another service's secret", {"aws:ResourceTag/Project": "other"}),
         # --- images: ECR-1 and CI-4 ---------------------------------------------------------------------
         Case("dev", "ecr:PutImage", repo, DENY, "dev writes no tag"),
         Case("dev", "ecr:DeleteRepository", repo, DENY, "persistent repository"),

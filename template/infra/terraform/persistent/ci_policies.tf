@@ -98,11 +98,35 @@ locals {
 
   boundary_policies = merge(
     {
-      # The CI roles: everything their own policies grant, but never a way around the boundaries.
+      # The CI roles: at most the services the stacks and jobs use, never another service's
+      # resources, never a way around the boundaries. Even the prod role, which applies its own
+      # policies, cannot grow past this.
       ci = jsonencode({
         Version = "2012-10-17"
         Statement = [
-          { Sid = "WithinOwnPolicies", Effect = "Allow", Action = "*", Resource = "*" },
+          {
+            Sid    = "ServicesTheStacksUse"
+            Effect = "Allow"
+            Action = [
+              "acm:*",
+              "autoscaling:*",
+              "budgets:*",
+              "ec2:*",
+              "ecr:*",
+              "eks:*",
+              "elasticloadbalancing:*",
+              "iam:*",
+              "kms:*",
+              "logs:*",
+              "rds:*",
+              "route53:*",
+              "s3:*",
+              "secretsmanager:*",
+              "sns:*",
+              "ssm:*",
+            ]
+            Resource = "*"
+          },
           local.deny_other_service,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
