@@ -99,3 +99,15 @@ def test_name_check_catches_the_prefix_that_failed_at_apply() -> None:
     prefix = "a" * 16 + "-prod-external-secrets-"
     assert len(prefix) > ROLE_PREFIX, "release 0.1.0's pod identity prefix fails from a 16-character slug"
     assert re.fullmatch(r"a{16}-prod-external-secrets-", prefix)
+
+
+def test_stacks_accept_exactly_the_slugs_the_questions_accept(service: Path) -> None:
+    """The question's limit (extensions/template.py) and the stacks' validation are one number."""
+    longest, too_long = "a" * (SLUG_MAX_LENGTH - 1) + "z", "a" * SLUG_MAX_LENGTH + "z"
+    for stack in ("bootstrap", "persistent", "ephemeral"):
+        blocks = _blocks(service / "infra" / "terraform" / stack)
+        variable = next(b["project_slug"] for b in blocks["variable"] if "project_slug" in b)
+        pattern = re.search(r'regex\("([^"]+)"', variable["validation"][0]["condition"]).group(1)
+        pattern = pattern.replace("\\\\", "\\")
+        assert re.fullmatch(pattern, longest), f"{stack}: refuses a {len(longest)}-character slug"
+        assert not re.fullmatch(pattern, too_long), f"{stack}: accepts a {len(too_long)}-character slug"
