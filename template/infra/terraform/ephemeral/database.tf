@@ -27,6 +27,8 @@ module "rds" {
   major_engine_version = var.postgres_major_version
   instance_class       = var.rds_instance_class
 
+  # rds v7 leaves storage_type unset, and AWS then picks gp2: gp3 is cheaper per GB and faster.
+  storage_type          = "gp3"
   allocated_storage     = var.rds_allocated_storage_gb
   max_allocated_storage = var.rds_allocated_storage_gb * 4
   storage_encrypted     = true
@@ -76,6 +78,24 @@ data "aws_iam_policy_document" "secrets_key" {
     principals {
       type        = "AWS"
       identifiers = ["arn:aws:iam::${var.account_id}:root"]
+    }
+  }
+
+  # The budget topic (budget.tf) is encrypted with this key; AWS Budgets publishes to it.
+  statement {
+    sid       = "BudgetsEncryptsAlerts"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["budgets.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [var.account_id]
     }
   }
 }

@@ -7,6 +7,7 @@ one_nat_gateway_per_az = false
 # TF-7: nothing worth a snapshot lives here, and deletion must not block the nightly destroy.
 rds_skip_final_snapshot     = true
 rds_deletion_protection     = false
+cluster_deletion_protection = false
 rds_backup_retention_days   = 1
 rds_multi_az                = false
 secret_recovery_window_days = 0

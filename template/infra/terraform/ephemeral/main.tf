@@ -11,15 +11,23 @@ provider "aws" {
       Stack       = "ephemeral"
       Environment = var.environment
       ManagedBy   = "terraform"
+      # TF-6: what the environment's budget (budget.tf) counts.
+      CostAllocation = "${var.project_slug}-${var.environment}"
     }
   }
 }
 
+# A token read at plan time lives 15 minutes and would be stored in a saved plan applied
+# later: the exec plugin asks for a fresh one each time the provider connects.
 provider "helm" {
   kubernetes = {
     host                   = module.eks.cluster_endpoint
     cluster_ca_certificate = base64decode(module.eks.cluster_certificate_authority_data)
-    token                  = data.aws_eks_cluster_auth.this.token
+    exec = {
+      api_version = "client.authentication.k8s.io/v1beta1"
+      command     = "aws"
+      args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.aws_region]
+    }
   }
 }
 
@@ -30,9 +38,17 @@ locals {
   azs          = slice(data.aws_availability_zones.available.names, 0, var.az_count)
 }
 
+# Zone names are shuffled per account; zone IDs are not. The EKS control plane cannot use a few
+# zone IDs (EKS user guide, "Cluster VPC and subnet requirements"), so they are excluded by ID.
 data "aws_availability_zones" "available" {
   # checkov:skip=CKV_AWS_394:local.azs takes the first az_count zones of this sorted list; AWS names new zones with later letters, so the set cannot silently grow.
-  state = "available"
+  state            = "available"
+  exclude_zone_ids = ["use1-az3", "usw1-az2", "cac1-az3"]
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
 }
 
 # TF-2: values of the persistent stack are read from its state, never copied by hand.

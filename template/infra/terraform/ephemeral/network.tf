@@ -38,4 +38,5 @@ module "vpc" {
   vpc_flow_log_iam_role_use_name_prefix           = false
   vpc_flow_log_iam_policy_name                    = "${local.name}-vpc-flow-log"
   vpc_flow_log_iam_policy_use_name_prefix         = false
+  vpc_flow_log_permissions_boundary               = local.permissions_boundary_arn
 }

@@ -7,6 +7,7 @@ one_nat_gateway_per_az = true
 # TF-7: a final snapshot, retained backups and deletion protection.
 rds_skip_final_snapshot     = false
 rds_deletion_protection     = true
+cluster_deletion_protection = true
 rds_backup_retention_days   = 7
 rds_multi_az                = true
 secret_recovery_window_days = 7

@@ -118,6 +118,11 @@ variable "vpc_flow_logs" {
   type        = bool
 }
 
+variable "budget_monthly_usd" {
+  description = "TF-6: monthly AWS Budget of each environment in USD (docs/costs.md estimate plus a quarter for the hidden costs)."
+  type        = map(number)
+}
+
 # --- Defaults worth knowing about --------------------------------------------------------------
 
 variable "vpc_cidr" {
@@ -138,9 +143,30 @@ variable "az_count" {
 }
 
 variable "cluster_endpoint_public_cidrs" {
-  description = "Networks allowed to reach the public EKS API endpoint (GitLab runners, admins)."
+  description = "Networks allowed to reach the public EKS API endpoint (GitLab runners' egress, admins); none keeps the endpoint private."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = []
+
+  validation {
+    condition     = !contains(var.cluster_endpoint_public_cidrs, "0.0.0.0/0")
+    error_message = "The EKS API must not be open to the whole internet: list the runners' and admins' CIDRs."
+  }
+}
+
+variable "cluster_deletion_protection" {
+  description = "Refuse to delete the EKS cluster (prod)."
+  type        = bool
+
+  validation {
+    condition     = var.environment != "prod" || var.cluster_deletion_protection
+    error_message = "prod must keep cluster deletion protection on."
+  }
+}
+
+variable "budget_alert_emails" {
+  description = "TF-6: addresses the budget alerts are mailed to, besides the <slug>-<env>-budget SNS topic."
+  type        = list(string)
+  default     = []
 }
 
 variable "cluster_admin_arns" {

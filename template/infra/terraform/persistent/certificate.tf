@@ -3,6 +3,9 @@
 # re-validating one every morning would be slow and noisy, so it lives in this stack (TF-2).
 
 locals {
+  # Read by the CI policies (ci_policies.tf): the zone the prod role writes validation records in.
+  hosted_zone_arn = data.aws_route53_zone.base.arn
+
   hostnames = {
     prod = "${var.project_slug}.${var.base_domain}"
     dev  = "dev.${var.project_slug}.${var.base_domain}"

@@ -19,8 +19,13 @@ output "ci_role_arns" {
 }
 
 output "gitlab_oidc_provider_arn" {
-  description = "IAM OIDC provider trusted by the CI roles."
-  value       = aws_iam_openid_connect_provider.gitlab.arn
+  description = "IAM OIDC provider trusted by the CI roles (created here or by another service of the account)."
+  value       = local.oidc_provider_arn
+}
+
+output "permissions_boundary_arns" {
+  description = "IAM-2: boundary every role of an environment is created under, by environment (dev, prod)."
+  value       = { for env in local.environments : env => aws_iam_policy.boundary[env].arn }
 }
 
 output "certificate_arn" {

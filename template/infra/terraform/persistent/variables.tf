@@ -52,6 +52,12 @@ variable "cache_retention_days" {
   default     = 14
 }
 
+variable "create_gitlab_oidc_provider" {
+  description = "Create the account's GitLab OIDC provider; false when another service of the account already did (one per issuer URL)."
+  type        = bool
+  default     = true
+}
+
 variable "base_domain" {
   type        = string
   description = "Public Route 53 zone the service's hostnames live under (<slug>.<domain>, dev.<slug>.<domain>)."

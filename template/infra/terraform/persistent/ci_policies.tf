@@ -1,0 +1,622 @@
+# What each GitLab CI role may do (CI-1, IAM-1, IAM-2). Pure expressions over variables and ARNs
+# built from the names docs/CONTRACTS.md fixes, so tests/test_iam.py renders them with Terraform
+# and evaluates them with an IAM policy simulator, case by case.
+#
+# IAM-1: a role any branch can assume (build, dev) cannot read, change or delete a prod resource,
+# a prod state object or the state key; the persistent stack is changed by the prod role alone.
+# IAM-2: no role is created or changed without the boundary of its environment, which no CI role
+# can remove or rewrite; no iam:*, kms:* or secretsmanager:* on "*".
+
+locals {
+  state_bucket      = "${var.project_slug}-tfstate-${var.account_id}"
+  oidc_host         = trimprefix(var.gitlab_url, "https://")
+  project_sub       = "project_path:${var.gitlab_project_path}"
+  oidc_provider_arn = "arn:aws:iam::${var.account_id}:oidc-provider/${local.oidc_host}"
+
+  environments = ["dev", "prod"]
+
+  arn = {
+    region_prefix = "${var.aws_region}:${var.account_id}"
+    iam_role      = "arn:aws:iam::${var.account_id}:role"
+    iam_policy    = "arn:aws:iam::${var.account_id}:policy"
+  }
+
+  ecr_repository_arns = {
+    service = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}"
+    cache   = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}/cache"
+  }
+
+  boundary_names = {
+    ci   = "${var.project_slug}-boundary-ci"
+    dev  = "${var.project_slug}-boundary-dev"
+    prod = "${var.project_slug}-boundary-prod"
+  }
+  boundary_arns = { for key, name in local.boundary_names : key => "${local.arn.iam_policy}/${name}" }
+
+  # The state key is named by its alias (bootstrap stack); its ID is not known here.
+  state_key_condition = {
+    "ForAnyValue:StringEquals" = { "kms:ResourceAliases" = ["alias/${local.state_bucket}"] }
+  }
+
+  in_region = { StringEquals = { "aws:RequestedRegion" = [var.aws_region] } }
+
+  # IAM-1: whatever an allow below says, a resource tagged for the other environment is out of reach.
+  # Every resource of the ephemeral stack carries Environment through the provider's default_tags.
+  deny_other_environment = {
+    for env in local.environments : env => {
+      Sid      = "NeverTouchTheOtherEnvironment"
+      Effect   = "Deny"
+      Action   = "*"
+      Resource = "*"
+      Condition = {
+        StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+        Null            = { "aws:ResourceTag/Environment" = "false" }
+      }
+    }
+  }
+
+  # Several services may share the account (docs/infrastructure.md): nor another service's resources.
+  deny_other_service = {
+    Sid      = "NeverTouchAnotherService"
+    Effect   = "Deny"
+    Action   = "*"
+    Resource = "*"
+    Condition = {
+      StringNotEquals = { "aws:ResourceTag/Project" = [var.project_slug] }
+      Null            = { "aws:ResourceTag/Project" = "false" }
+    }
+  }
+
+  # IAM-2: no CI role may write a boundary, detach one, or create a role or user outside them.
+  deny_boundary_changes = {
+    Sid    = "BoundariesAreChangedByAnAdministratorOnly"
+    Effect = "Deny"
+    Action = [
+      "iam:CreatePolicyVersion",
+      "iam:DeletePolicy",
+      "iam:DeletePolicyVersion",
+      "iam:SetDefaultPolicyVersion",
+      "iam:TagPolicy",
+      "iam:UntagPolicy",
+    ]
+    Resource = values(local.boundary_arns)
+  }
+  deny_boundary_removal = {
+    Sid      = "BoundariesStay"
+    Effect   = "Deny"
+    Action   = ["iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary"]
+    Resource = "*"
+  }
+  deny_long_lived_identities = {
+    Sid      = "NoUsersNoKeys"
+    Effect   = "Deny"
+    Action   = ["iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile"]
+    Resource = "*"
+  }
+
+  # --- Boundaries (IAM-2) ------------------------------------------------------------------
+
+  boundary_policies = merge(
+    {
+      # The CI roles: at most the services the stacks and jobs use, never another service's
+      # resources, never a way around the boundaries. Even the prod role, which applies its own
+      # policies, cannot grow past this.
+      ci = jsonencode({
+        Version = "2012-10-17"
+        Statement = [
+          {
+            Sid    = "ServicesTheStacksUse"
+            Effect = "Allow"
+            Action = [
+              "acm:*",
+              "autoscaling:*",
+              "budgets:*",
+              "ec2:*",
+              "ecr:*",
+              "eks:*",
+              "elasticloadbalancing:*",
+              "iam:*",
+              "kms:*",
+              "logs:*",
+              "rds:*",
+              "route53:*",
+              "s3:*",
+              "secretsmanager:*",
+              "sns:*",
+              "ssm:*",
+            ]
+            Resource = "*"
+          },
+          local.deny_other_service,
+          local.deny_boundary_changes,
+          local.deny_boundary_removal,
+          local.deny_long_lived_identities,
+          {
+            Sid    = "CiRolesKeepTheCiBoundary"
+            Effect = "Deny"
+            Action = [
+              "iam:AttachRolePolicy",
+              "iam:CreateRole",
+              "iam:DeleteRolePolicy",
+              "iam:DetachRolePolicy",
+              "iam:PutRolePermissionsBoundary",
+              "iam:PutRolePolicy",
+            ]
+            Resource = "${local.arn.iam_role}/${var.project_slug}-gitlab-*"
+            Condition = {
+              StringNotEquals = { "iam:PermissionsBoundary" = [local.boundary_arns.ci] }
+            }
+          },
+        ]
+      })
+    },
+    {
+      # Roles the ephemeral stack creates: cluster, nodes, load balancer controller, External
+      # Secrets, flow logs. Enough for their AWS managed policies, nothing of the other environment.
+      for env in local.environments : env => jsonencode({
+        Version = "2012-10-17"
+        Statement = [
+          {
+            Sid    = "WorkloadServices"
+            Effect = "Allow"
+            Action = [
+              "acm:Describe*",
+              "acm:List*",
+              "autoscaling:Describe*",
+              "cognito-idp:DescribeUserPoolClient",
+              "ec2:*",
+              "ecr:BatchCheckLayerAvailability",
+              "ecr:BatchGetImage",
+              "ecr:DescribeImages",
+              "ecr:GetAuthorizationToken",
+              "ecr:GetDownloadUrlForLayer",
+              "eks:Describe*",
+              "eks-auth:AssumeRoleForPodIdentity",
+              "elasticloadbalancing:*",
+              "iam:CreateServiceLinkedRole",
+              "iam:GetServerCertificate",
+              "iam:ListServerCertificates",
+              "kms:CreateGrant",
+              "kms:Decrypt",
+              "kms:DescribeKey",
+              "kms:Encrypt",
+              "kms:GenerateDataKey*",
+              "logs:*",
+              "shield:*",
+              "ssm:DescribeParameters",
+              "tag:GetResources",
+              "tag:TagResources",
+              "waf-regional:*",
+              "wafv2:*",
+            ]
+            Resource = "*"
+          },
+          {
+            Sid    = "OwnParameters"
+            Effect = "Allow"
+            Action = "ssm:GetParameter*"
+            Resource = [
+              "arn:aws:ssm:${local.arn.region_prefix}:parameter/${var.project_slug}/${env}/*",
+              "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/*",
+            ]
+          },
+          {
+            Sid      = "OwnSecrets"
+            Effect   = "Allow"
+            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
+            Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/${env}/*"
+          },
+          {
+            Sid      = "OwnDatabaseMasterSecret"
+            Effect   = "Allow"
+            Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue"]
+            Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
+            Condition = {
+              StringEquals = {
+                "aws:ResourceTag/aws:rds:primaryDBInstanceArn" = ["arn:aws:rds:${local.arn.region_prefix}:db:${var.project_slug}-${env}"]
+              }
+            }
+          },
+          # BatchGetSecretValue still needs GetSecretValue on each secret it returns.
+          { Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },
+          local.deny_other_environment[env],
+          local.deny_other_service,
+          local.deny_boundary_changes,
+          local.deny_boundary_removal,
+          local.deny_long_lived_identities,
+        ]
+      })
+    },
+  )
+
+  # --- build: push candidates (CI-4) ------------------------------------------------------------
+
+  build_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },
+      {
+        Sid    = "PushPullThisServiceOnly"
+        Effect = "Allow"
+        Action = [
+          "ecr:BatchCheckLayerAvailability",
+          "ecr:BatchGetImage",
+          "ecr:CompleteLayerUpload",
+          "ecr:DescribeImages",
+          "ecr:DescribeImageScanFindings",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:InitiateLayerUpload",
+          "ecr:PutImage",
+          "ecr:UploadLayerPart",
+        ]
+        Resource = values(local.ecr_repository_arns)
+      },
+    ]
+  })
+
+  # --- dev and prod: Terraform of the ephemeral stack, deploy, plan of the persistent stack ---
+
+  terraform_policies = {
+    for env in local.environments : env => jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        {
+          Sid      = "ListStateBucket"
+          Effect   = "Allow"
+          Action   = "s3:ListBucket"
+          Resource = "arn:aws:s3:::${local.state_bucket}"
+        },
+        {
+          # TF-2: the ephemeral stack reads the persistent outputs; the merge-request plan of the
+          # persistent stack runs with the dev role (-lock=false) and reads them too.
+          Sid    = "ReadPersistentAndOwnState"
+          Effect = "Allow"
+          Action = "s3:GetObject"
+          Resource = [
+            "arn:aws:s3:::${local.state_bucket}/persistent/*",
+            "arn:aws:s3:::${local.state_bucket}/ephemeral/${env}/*",
+          ]
+        },
+        {
+          # The lock is the object <key>.tflock (TF-1): writing and deleting it is how a run locks.
+          Sid      = "WriteOwnStateAndLock"
+          Effect   = "Allow"
+          Action   = ["s3:PutObject", "s3:DeleteObject"]
+          Resource = "arn:aws:s3:::${local.state_bucket}/ephemeral/${env}/*"
+        },
+        {
+          Sid       = "UseStateKey"
+          Effect    = "Allow"
+          Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+          Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+          Condition = local.state_key_condition
+        },
+        {
+          # VPC, subnets, NAT, security groups, launch templates: EC2 has no name to scope by,
+          # so the region bounds it and the deny below keeps the other environment out.
+          Sid       = "Network"
+          Effect    = "Allow"
+          Action    = ["ec2:*", "autoscaling:*", "elasticloadbalancing:Describe*"]
+          Resource  = "*"
+          Condition = local.in_region
+        },
+        {
+          Sid    = "OwnCluster"
+          Effect = "Allow"
+          Action = "eks:*"
+          Resource = [
+            "arn:aws:eks:${local.arn.region_prefix}:cluster/${var.project_slug}-${env}",
+            "arn:aws:eks:${local.arn.region_prefix}:*/${var.project_slug}-${env}/*",
+          ]
+        },
+        {
+          # CreateCluster has no resource-level scope: the request's tags are what bounds it.
+          Sid       = "CreateOwnCluster"
+          Effect    = "Allow"
+          Action    = "eks:CreateCluster"
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          Sid      = "ClusterCatalog"
+          Effect   = "Allow"
+          Action   = ["eks:DescribeAddonVersions", "eks:DescribeAddonConfiguration", "eks:ListClusters", "eks:DescribeClusterVersions"]
+          Resource = "*"
+        },
+        {
+          Sid    = "OwnDatabase"
+          Effect = "Allow"
+          Action = "rds:*"
+          Resource = [
+            "arn:aws:rds:${local.arn.region_prefix}:db:${var.project_slug}-${env}",
+            "arn:aws:rds:${local.arn.region_prefix}:pg:${var.project_slug}-${env}*",
+            "arn:aws:rds:${local.arn.region_prefix}:og:${var.project_slug}-${env}*",
+            "arn:aws:rds:${local.arn.region_prefix}:subgrp:${var.project_slug}-${env}*",
+            "arn:aws:rds:${local.arn.region_prefix}:snapshot:${var.project_slug}-${env}*",
+          ]
+        },
+        {
+          Sid      = "DatabaseCatalog"
+          Effect   = "Allow"
+          Action   = ["rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions", "rds:DescribeEngineDefaultParameters"]
+          Resource = "*"
+        },
+        {
+          # TF-7: RDS creates the master secret with the caller's rights; reading it stays with the workload.
+          Sid      = "DatabaseMasterSecretCreatedByRds"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DescribeSecret"]
+          Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
+        },
+        {
+          # Deleting or modifying the database changes its master secret: this database's only.
+          Sid      = "OwnDatabaseMasterSecret"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DeleteSecret", "secretsmanager:RotateSecret", "secretsmanager:UpdateSecret"]
+          Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:rds!db-*"
+          Condition = {
+            StringEquals = {
+              "aws:ResourceTag/aws:rds:primaryDBInstanceArn" = ["arn:aws:rds:${local.arn.region_prefix}:db:${var.project_slug}-${env}"]
+            }
+          }
+        },
+        {
+          Sid      = "OwnSecrets"
+          Effect   = "Allow"
+          Action   = "secretsmanager:*"
+          Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/${env}/*"
+        },
+        {
+          Sid      = "ListSecrets"
+          Effect   = "Allow"
+          Action   = "secretsmanager:ListSecrets"
+          Resource = "*"
+        },
+        {
+          # Keys of this environment only: created with its tags, managed while they carry them.
+          Sid       = "CreateOwnKeys"
+          Effect    = "Allow"
+          Action    = ["kms:CreateKey", "kms:TagResource"]
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          Sid       = "ManageOwnKeys"
+          Effect    = "Allow"
+          Action    = "kms:*"
+          Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+          Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+        },
+        {
+          Sid    = "OwnKeyAliases"
+          Effect = "Allow"
+          Action = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+          Resource = [
+            "arn:aws:kms:${local.arn.region_prefix}:alias/eks/${var.project_slug}-${env}",
+            "arn:aws:kms:${local.arn.region_prefix}:alias/${var.project_slug}-${env}*",
+          ]
+        },
+        {
+          Sid      = "KeyCatalog"
+          Effect   = "Allow"
+          Action   = ["kms:ListAliases", "kms:ListKeys"]
+          Resource = "*"
+        },
+        {
+          Sid       = "OwnLogs"
+          Effect    = "Allow"
+          Action    = "logs:*"
+          Resource  = "*"
+          Condition = local.in_region
+        },
+        {
+          Sid      = "ReadEksAmiParameters"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter", "ssm:GetParameters"]
+          Resource = "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/eks/*"
+        },
+        {
+          # IAM-2: roles of this environment exist only under its boundary.
+          Sid    = "OwnRolesUnderBoundary"
+          Effect = "Allow"
+          Action = [
+            "iam:AttachRolePolicy",
+            "iam:CreateRole",
+            "iam:DeleteRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+          ]
+          Resource  = "${local.arn.iam_role}/${var.project_slug}-${env}-*"
+          Condition = { StringEquals = { "iam:PermissionsBoundary" = [local.boundary_arns[env]] } }
+        },
+        {
+          Sid    = "OwnRolesTagged"
+          Effect = "Allow"
+          Action = [
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:UpdateRole",
+            "iam:UpdateRoleDescription",
+          ]
+          Resource  = "${local.arn.iam_role}/${var.project_slug}-${env}-*"
+          Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+        },
+        {
+          Sid      = "PassOwnRoles"
+          Effect   = "Allow"
+          Action   = "iam:PassRole"
+          Resource = "${local.arn.iam_role}/${var.project_slug}-${env}-*"
+          Condition = {
+            StringEquals = {
+              "iam:PassedToService" = ["eks.amazonaws.com", "ec2.amazonaws.com", "pods.eks.amazonaws.com", "vpc-flow-logs.amazonaws.com"]
+            }
+          }
+        },
+        {
+          Sid    = "OwnPolicies"
+          Effect = "Allow"
+          Action = [
+            "iam:CreatePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:DeletePolicy",
+            "iam:DeletePolicyVersion",
+            "iam:TagPolicy",
+            "iam:UntagPolicy",
+          ]
+          Resource = "${local.arn.iam_policy}/${var.project_slug}-${env}-*"
+        },
+        {
+          Sid      = "ReadIam"
+          Effect   = "Allow"
+          Action   = ["iam:Get*", "iam:List*"]
+          Resource = "*"
+        },
+        {
+          Sid       = "ServiceLinkedRoles"
+          Effect    = "Allow"
+          Action    = "iam:CreateServiceLinkedRole"
+          Resource  = "${local.arn.iam_role}/aws-service-role/*"
+          Condition = { StringLike = { "iam:AWSServiceName" = ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com", "rds.amazonaws.com", "autoscaling.amazonaws.com", "elasticloadbalancing.amazonaws.com"] } }
+        },
+        {
+          # The deploy job resolves <sha> to its digest; the persistent plan refreshes the repositories.
+          Sid      = "ReadRepositories"
+          Effect   = "Allow"
+          Action   = ["ecr:DescribeImages", "ecr:DescribeRepositories", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource"]
+          Resource = values(local.ecr_repository_arns)
+        },
+        {
+          # The persistent plan refreshes the zone (data.aws_route53_zone reads its tags too) and the certificate.
+          Sid      = "ReadZone"
+          Effect   = "Allow"
+          Action   = ["route53:GetHostedZone", "route53:ListResourceRecordSets", "route53:ListTagsForResource"]
+          Resource = local.hosted_zone_arn
+        },
+        {
+          # Route 53 is global: its requests name the partition's home region, not this one, so no region condition.
+          Sid      = "ListZones"
+          Effect   = "Allow"
+          Action   = ["route53:ListHostedZones", "route53:GetChange"]
+          Resource = "*"
+        },
+        {
+          Sid       = "ReadCertificates"
+          Effect    = "Allow"
+          Action    = ["acm:DescribeCertificate", "acm:ListCertificates", "acm:ListTagsForCertificate"]
+          Resource  = "*"
+          Condition = local.in_region
+        },
+        {
+          # TF-6: the environment's own cost budget.
+          Sid      = "OwnBudget"
+          Effect   = "Allow"
+          Action   = ["budgets:ModifyBudget", "budgets:ViewBudget", "budgets:ListTagsForResource", "budgets:TagResource", "budgets:UntagResource"]
+          Resource = "arn:aws:budgets::${var.account_id}:budget/${var.project_slug}-${env}"
+        },
+        {
+          Sid      = "OwnBudgetTopic"
+          Effect   = "Allow"
+          Action   = "sns:*"
+          Resource = "arn:aws:sns:${local.arn.region_prefix}:${var.project_slug}-${env}-*"
+        },
+        local.deny_other_environment[env],
+        local.deny_other_service,
+        local.deny_boundary_changes,
+        local.deny_boundary_removal,
+        local.deny_long_lived_identities,
+      ]
+    })
+  }
+
+  # --- prod only: apply of this (persistent) stack --------------------------------------------
+
+  persistent_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "WritePersistentStateAndLock"
+        Effect   = "Allow"
+        Action   = ["s3:PutObject", "s3:DeleteObject"]
+        Resource = "arn:aws:s3:::${local.state_bucket}/persistent/*"
+      },
+      {
+        Sid      = "ApplyRepositories"
+        Effect   = "Allow"
+        Action   = "ecr:*"
+        Resource = values(local.ecr_repository_arns)
+      },
+      {
+        Sid      = "ApplyOidcProvider"
+        Effect   = "Allow"
+        Action   = "iam:*OpenIDConnectProvider*"
+        Resource = local.oidc_provider_arn
+      },
+      {
+        # IAM-2: the CI roles are rewritten only with the CI boundary in place.
+        Sid    = "ApplyCiRolesUnderBoundary"
+        Effect = "Allow"
+        Action = [
+          "iam:AttachRolePolicy",
+          "iam:CreateRole",
+          "iam:DeleteRolePolicy",
+          "iam:DetachRolePolicy",
+          "iam:PutRolePermissionsBoundary",
+          "iam:PutRolePolicy",
+        ]
+        Resource  = "${local.arn.iam_role}/${var.project_slug}-gitlab-*"
+        Condition = { StringEquals = { "iam:PermissionsBoundary" = [local.boundary_arns.ci] } }
+      },
+      {
+        Sid    = "ApplyCiRoles"
+        Effect = "Allow"
+        Action = [
+          "iam:DeleteRole",
+          "iam:TagRole",
+          "iam:UntagRole",
+          "iam:UpdateAssumeRolePolicy",
+          "iam:UpdateRole",
+          "iam:UpdateRoleDescription",
+        ]
+        Resource = "${local.arn.iam_role}/${var.project_slug}-gitlab-*"
+      },
+      {
+        Sid    = "ApplyCiPolicies"
+        Effect = "Allow"
+        Action = [
+          "iam:CreatePolicy",
+          "iam:CreatePolicyVersion",
+          "iam:DeletePolicy",
+          "iam:DeletePolicyVersion",
+          "iam:TagPolicy",
+          "iam:UntagPolicy",
+        ]
+        Resource = "${local.arn.iam_policy}/${var.project_slug}-gitlab-*"
+      },
+      {
+        Sid       = "ApplyCertificate"
+        Effect    = "Allow"
+        Action    = ["acm:RequestCertificate", "acm:DeleteCertificate", "acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"]
+        Resource  = "*"
+        Condition = local.in_region
+      },
+      {
+        # Only the validation records of this service's two hostnames.
+        Sid      = "ApplyValidationRecords"
+        Effect   = "Allow"
+        Action   = "route53:ChangeResourceRecordSets"
+        Resource = local.hosted_zone_arn
+        Condition = {
+          "ForAllValues:StringLike" = {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames" = ["*.${var.project_slug}.${var.base_domain}"]
+          }
+        }
+      },
+      local.deny_boundary_changes,
+      local.deny_boundary_removal,
+      local.deny_long_lived_identities,
+    ]
+  })
+}

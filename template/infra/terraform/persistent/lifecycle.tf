@@ -1,0 +1,66 @@
+# ECR-1: a deployed image is never expired; candidates that were never promoted are.
+#
+# Promotion adds `<sha>` (and `latest` on the default branch) to the image and keeps its
+# `<sha>-candidate` tag. ECR selects an image for a rule when its tags match the rule's patterns,
+# and "an image that matches the tagging requirements of a rule cannot be expired by a rule with
+# a lower priority" (ECR user guide, lifecycle policies). So the first rules only *match* promoted
+# images, with a count no repository reaches, and the candidate rule that follows can no longer
+# touch them. Patterns know only `*`: a bare 40-hex `<sha>` ends in a hex digit, or in `<hex>e`,
+# while `<sha>-candidate` always ends in "te", so these 31 suffixes match every `<sha>` and never a
+# candidate. Pure expressions only, so tests/test_terraform.py evaluates this file with Terraform.
+
+locals {
+  hex_digits = split("", "0123456789abcdef")
+
+  promoted_tag_patterns = concat(
+    ["latest"],
+    [for digit in local.hex_digits : "*${digit}" if digit != "e"],
+    [for digit in local.hex_digits : "*${digit}e"],
+  )
+
+  # Each keep rule matches one suffix, about 1/16 of the promoted images: with the count used in
+  # ECR's own examples, a repository within its default quota (20,000 images) never reaches it.
+  keep_count = 9999
+
+  keep_promoted_rules = [
+    for index, pattern in local.promoted_tag_patterns : {
+      rulePriority = index + 1
+      description  = "Keep promoted images (a tag matching ${pattern})"
+      selection = {
+        tagStatus      = "tagged"
+        tagPatternList = [pattern]
+        countType      = "imageCountMoreThan"
+        countNumber    = local.keep_count
+      }
+      action = { type = "expire" }
+    }
+  ]
+
+  service_lifecycle_policy = jsonencode({
+    rules = concat(local.keep_promoted_rules, [
+      {
+        rulePriority = length(local.keep_promoted_rules) + 1
+        description  = "Candidates that were never promoted (failed scan or abandoned pipeline)"
+        selection = {
+          tagStatus      = "tagged"
+          tagPatternList = ["*-candidate"]
+          countType      = "sinceImagePushed"
+          countUnit      = "days"
+          countNumber    = var.candidate_retention_days
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = length(local.keep_promoted_rules) + 2
+        description  = "Images left without any tag"
+        selection = {
+          tagStatus   = "untagged"
+          countType   = "sinceImagePushed"
+          countUnit   = "days"
+          countNumber = 1
+        }
+        action = { type = "expire" }
+      },
+    ])
+  })
+}

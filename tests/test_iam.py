@@ -1,0 +1,409 @@
+"""IAM-1, IAM-2: the CI roles' policies, rendered by Terraform, decided by an IAM simulator.
+
+Policies come from persistent/ci_policies.tf, evaluated by Terraform itself
+(tests/terraform_eval.py). Decisions come from @cloud-copilot/iam-simulate (tests/iam/, pinned
+in its package-lock.json), a maintained simulator of AWS's evaluation logic: identity policies,
+permissions boundaries, explicit denies, every condition operator. Not written here.
+
+Each case is (principal, action, resource, context, expected). Principals are the CI roles with
+their CI boundary, and a role the dev role could create with AdministratorAccess attached under
+the dev boundary: whatever it holds, that role must not reach prod either (privilege escalation).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI, answers_of
+from terraform_eval import evaluate_locals
+
+IAM_DIR = Path(__file__).parent / "iam"
+ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+ALLOW, DENY = "Allowed", "Denied"
+
+
+@dataclass(frozen=True)
+class Case:
+    principal: str
+    action: str
+    resource: str
+    expected: str
+    why: str
+    context: dict = field(default_factory=dict)
+    resource_policy: dict | None = None
+
+
+def _node() -> str:
+    if not (IAM_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir() or not shutil.which("node"):
+        message = "the IAM simulator is not installed (scripts/bootstrap.sh: npm ci --prefix tests/iam)"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return shutil.which("node") or "node"
+
+
+@pytest.fixture()
+def world(service: Path) -> dict:
+    answers = answers_of(service)
+    slug, account, region = answers["project_slug"], str(answers["ecr_account_id"]), answers["aws_region"]
+    zone = "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ"
+    variables = {
+        "project_slug": slug,
+        "aws_region": region,
+        "account_id": account,
+        "gitlab_project_path": answers["gitlab_project_path"],
+        "base_domain": answers["base_domain"],
+    }
+    names = ["build_policy", "terraform_policies", "persistent_policy", "boundary_policies", "boundary_arns"]
+    rendered = evaluate_locals(service / "infra" / "terraform" / "persistent", ["ci_policies.tf"], names, variables,
+                               inputs={"hosted_zone_arn": zone})
+    policies = {
+        "build": [rendered["build_policy"]],
+        "dev": [rendered["terraform_policies"]["dev"]],
+        "prod": [rendered["terraform_policies"]["prod"], rendered["persistent_policy"]],
+    }
+    principals = {
+        name: {
+            "arn": f"arn:aws:iam::{account}:role/{slug}-gitlab-{name}",
+            "identity": [json.loads(p) for p in docs],
+            "boundary": json.loads(rendered["boundary_policies"]["ci"]),
+        }
+        for name, docs in policies.items()
+    }
+    # The worst the dev role can build: a role of its own under the dev boundary, holding everything.
+    principals["dev-made-admin"] = {
+        "arn": f"arn:aws:iam::{account}:role/{slug}-dev-anything",
+        "identity": [ADMIN],
+        "boundary": json.loads(rendered["boundary_policies"]["dev"]),
+    }
+    # The worst the prod role can do to itself: it applies its own policies, so AdministratorAccess.
+    principals["prod-grown-admin"] = {
+        "arn": f"arn:aws:iam::{account}:role/{slug}-gitlab-prod",
+        "identity": [ADMIN],
+        "boundary": json.loads(rendered["boundary_policies"]["ci"]),
+    }
+    return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
+            "principals": principals, "boundaries": rendered["boundary_arns"],
+            "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
+            "oidc_provider": f"arn:aws:iam::{account}:oidc-provider/gitlab.com"}
+
+
+def _key_policy(service: Path, stack: str, file: str, label: str, account: str) -> dict:
+    """A KMS key policy of the stack (aws_iam_policy_document) as JSON: KMS needs it besides IAM."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    with (service / "infra" / "terraform" / stack / file).open() as handle:
+        blocks = hcl2.load(handle, serialization_options=options)["data"]
+    body = next(b["aws_iam_policy_document"][label] for b in blocks if label in b.get("aws_iam_policy_document", {}))
+    statements = []
+    for statement in body["statement"]:
+        principal = statement["principals"][0]
+        identifiers = [i.replace("${var.account_id}", account) for i in principal["identifiers"]]
+        assert all("${" not in i for i in identifiers), f"unresolved key policy principal {identifiers}"
+        statements.append({"Sid": statement["sid"], "Effect": statement.get("effect", "Allow"),
+                           "Principal": {principal["type"]: identifiers}, "Action": statement["actions"],
+                           "Resource": statement["resources"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def cases(w: dict) -> list[Case]:
+    s, a, r, zone = w["slug"], w["account"], w["region"], w["zone"]
+    bucket = f"arn:aws:s3:::{s}-tfstate-{a}"
+    state_key = f"arn:aws:kms:{r}:{a}:key/11111111-2222-3333-4444-555555555555"
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"], "aws:ResourceTag/Project": s,
+                     "aws:ResourceTag/Stack": "bootstrap"}
+    env_key = f"arn:aws:kms:{r}:{a}:key/66666666-7777-8888-9999-000000000000"
+    key_policy = w["state_key_policy"]  # the environment keys delegate to IAM the same way (database.tf)
+    tags = {env: {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s} for env in ("dev", "prod")}
+    secret = lambda env, name: f"arn:aws:secretsmanager:{r}:{a}:secret:{s}/{env}/{name}-AbCdEf"
+    rds_secret = f"arn:aws:secretsmanager:{r}:{a}:secret:rds!db-0f1e2d3c-AbCdEf"
+    rds_tag = lambda env: {
+        "aws:ResourceTag/aws:rds:primaryDBInstanceArn": f"arn:aws:rds:{r}:{a}:db:{s}-{env}"}
+    db = lambda env: f"arn:aws:rds:{r}:{a}:db:{s}-{env}"
+    cluster = lambda env: f"arn:aws:eks:{r}:{a}:cluster/{s}-{env}"
+    role = lambda name: f"arn:aws:iam::{a}:role/{name}"
+    repo = f"arn:aws:ecr:{r}:{a}:repository/{s}"
+    cache = f"arn:aws:ecr:{r}:{a}:repository/{s}/cache"
+    vpc = f"arn:aws:ec2:{r}:{a}:vpc/vpc-0123456789abcdef0"
+    instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
+    sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
+    region = {"aws:RequestedRegion": r}
+    dev_boundary = {"iam:PermissionsBoundary": w["boundaries"]["dev"]}
+    ci_boundary = {"iam:PermissionsBoundary": w["boundaries"]["ci"]}
+    admin_policy = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    return [
+        # --- state: IAM-1 -----------------------------------------------------------------------
+        Case("dev", "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "prod state: not dev's"),
+        Case("dev", "s3:PutObject", f"{bucket}/ephemeral/prod/terraform.tfstate.tflock", DENY, "nor to lock"),
+        Case("dev", "s3:PutObject", f"{bucket}/persistent/terraform.tfstate", DENY, "persistent state is prod's"),
+        Case("dev", "s3:DeleteObject", f"{bucket}/persistent/terraform.tfstate.tflock", DENY, "nor its lock"),
+        Case("dev", "s3:GetObject", f"{bucket}/persistent/terraform.tfstate", ALLOW, "TF-2 remote state, MR plan"),
+        Case("dev", "s3:PutObject", f"{bucket}/ephemeral/dev/terraform.tfstate", ALLOW, "its own state"),
+        Case("build", "s3:GetObject", f"{bucket}/persistent/terraform.tfstate", DENY, "build reads no state"),
+        Case("prod", "s3:PutObject", f"{bucket}/persistent/terraform.tfstate", ALLOW, "prod applies persistent"),
+        # --- keys -------------------------------------------------------------------------------------
+        Case("dev", "kms:ScheduleKeyDeletion", state_key, DENY, "the state key", state_key_ctx, key_policy),
+        Case("dev", "kms:PutKeyPolicy", state_key, DENY, "the state key's policy", state_key_ctx, key_policy),
+        Case("dev", "kms:DisableKey", state_key, DENY, "the state key", state_key_ctx, resource_policy=key_policy),
+        Case("dev", "kms:Decrypt", state_key, ALLOW, "reads state through the key", state_key_ctx, key_policy),
+        Case("dev", "kms:ScheduleKeyDeletion", env_key, DENY, "a prod key", tags["prod"], resource_policy=key_policy),
+        Case("dev", "kms:ScheduleKeyDeletion", env_key, ALLOW, "its own key", tags["dev"], resource_policy=key_policy),
+        Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key",
+             state_key_ctx, key_policy),
+        # --- secrets ----------------------------------------------------------------------------------
+        Case("dev", "secretsmanager:GetSecretValue", secret("prod", "database"), DENY, "prod secret", tags["prod"]),
+        Case("dev", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "prod signing key", tags["prod"]),
+        Case("dev", "secretsmanager:DeleteSecret", secret("prod", "app"), DENY, "prod secret", tags["prod"]),
+        Case("dev", "secretsmanager:GetSecretValue", rds_secret, DENY, "prod master password", rds_tag("prod")),
+        Case("dev", "secretsmanager:PutSecretValue", secret("dev", "app"), ALLOW, "its own secret", tags["dev"]),
+        Case("dev", "secretsmanager:DeleteSecret", rds_secret, DENY, "prod master secret", rds_tag("prod")),
+        Case("dev", "secretsmanager:DeleteSecret", rds_secret, ALLOW, "nightly destroy of its db", rds_tag("dev")),
+        Case("build", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "build", tags["prod"]),
+        Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "escalation",
+             tags["prod"]),
+        Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, DENY, "escalation", rds_tag("prod")),
+        Case("dev-made-admin", "secretsmanager:GetSecretValue", rds_secret, ALLOW, "ESO of dev", rds_tag("dev")),
+        Case("dev-made-admin", "secretsmanager:GetSecretValue", secret("dev", "app"), ALLOW, "ESO of dev", tags["dev"]),
+        Case("dev-made-admin", "secretsmanager:BatchGetSecretValue", "*", ALLOW, "ESO find by tags"),
+        Case("dev-made-admin", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/{s}/prod/flag", DENY,
+             "prod parameters", tags["prod"]),
+        Case("dev-made-admin", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/{s}/dev/flag", ALLOW,
+             "ESO of dev", tags["dev"]),
+        # --- database, cluster, network -----------------------------------------------------------------
+        Case("dev", "rds:ModifyDBInstance", db("prod"), DENY, "turn off deletion protection", tags["prod"]),
+        Case("dev", "rds:DeleteDBInstance", db("prod"), DENY, "delete prod database", tags["prod"]),
+        Case("dev", "rds:DeleteDBInstance", db("dev"), ALLOW, "nightly destroy", tags["dev"]),
+        Case("dev", "eks:DeleteCluster", cluster("prod"), DENY, "delete prod cluster", tags["prod"]),
+        Case("dev", "eks:UpdateClusterConfig", cluster("prod"), DENY, "open prod endpoint", tags["prod"]),
+        Case("dev", "eks:CreateAccessEntry", cluster("prod"), DENY, "become prod cluster admin", tags["prod"]),
+        Case("dev", "eks:DeleteCluster", cluster("dev"), ALLOW, "nightly destroy", tags["dev"]),
+        Case("build", "eks:DescribeCluster", cluster("prod"), DENY, "build", tags["prod"]),
+        Case("dev", "ec2:DeleteVpc", vpc, DENY, "prod network", {**tags["prod"], **region}),
+        Case("dev", "ec2:TerminateInstances", instance, DENY, "prod nodes", {**tags["prod"], **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "prod database firewall",
+             {**tags["prod"], **region}),
+        Case("dev", "ec2:DeleteVpc", vpc, ALLOW, "nightly destroy", {**tags["dev"], **region}),
+        Case("dev", "ec2:DeleteVpc", vpc, DENY, "another service's dev network",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
+        Case("dev", "rds:DeleteDBInstance", f"arn:aws:rds:{r}:{a}:db:{s}-dev-other", DENY, "another service's db",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": f"{s}-dev-other"}),
+        Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation into another service",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
+        Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation", {**tags["prod"], **region}),
+        Case("dev-made-admin", "rds:DeleteDBInstance", db("prod"), DENY, "escalation", tags["prod"]),
+        # --- what the nightly apply of dev needs (a contained role must still work) ---------------------
+        Case("dev", "eks:CreateCluster", "*", ALLOW, "apply dev",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s}),
+        Case("dev", "eks:CreateCluster", "*", DENY, "a cluster tagged for prod",
+             {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s}),
+        Case("dev", "iam:PassRole", role(f"{s}-dev-cluster"), ALLOW, "cluster role to EKS",
+             {"iam:PassedToService": "eks.amazonaws.com", **tags["dev"]}),
+        Case("dev", "iam:PassRole", role(f"{s}-dev-external-secrets"), ALLOW, "Pod Identity",
+             {"iam:PassedToService": "pods.eks.amazonaws.com", **tags["dev"]}),
+        Case("dev", "eks:CreatePodIdentityAssociation", cluster("dev"), ALLOW, "Pod Identity", tags["dev"]),
+        Case("dev", "rds:CreateDBInstance", db("dev"), ALLOW, "apply dev", {"aws:RequestTag/Environment": "dev"}),
+        Case("dev", "secretsmanager:CreateSecret", rds_secret, ALLOW, "RDS creates the master secret"),
+        Case("dev", "secretsmanager:CreateSecret", secret("dev", "app"), ALLOW, "apply dev",
+             {"aws:RequestTag/Environment": "dev"}),
+        Case("dev", "kms:CreateKey", "*", ALLOW, "the environment's key, tagged",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s}),
+        Case("dev", "kms:CreateKey", "*", DENY, "a key tagged for prod",
+             {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s}),
+        Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", ALLOW, "apply dev",
+             {"aws:RequestTag/Environment": "dev", **region}),
+        Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-dev/cluster", ALLOW,
+             "control plane logs", region),
+        Case("dev", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/aws/service/eks/optimized-ami/1.34/x", ALLOW,
+             "node AMI"),
+        Case("dev", "iam:CreateServiceLinkedRole",
+             role("aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"), ALLOW, "EKS service-linked role",
+             {"iam:AWSServiceName": "eks.amazonaws.com"}),
+        Case("dev", "iam:CreatePolicy", f"arn:aws:iam::{a}:policy/{s}-dev-ExternalSecrets", ALLOW, "module policy"),
+        Case("prod", "ecr:PutImage", repo, ALLOW, "promotion from the default branch is possible"),
+        # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role without boundary"),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role under the permissive CI boundary", ci_boundary),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), ALLOW, "role under the dev boundary", dev_boundary),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-x"), DENY, "admin on an unbounded role", admin_policy),
+        Case("dev", "iam:PutRolePolicy", role(f"{s}-gitlab-dev"), DENY, "grow its own rights", ci_boundary),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "grow prod's rights",
+             {**ci_boundary, **admin_policy}),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-gitlab-prod"), DENY, "trust itself into prod"),
+        Case("dev", "iam:DeleteRolePermissionsBoundary", role(f"{s}-dev-x"), DENY, "remove a boundary", tags["dev"]),
+        Case("dev", "iam:CreatePolicyVersion", w["boundaries"]["dev"], DENY, "rewrite its boundary"),
+        Case("dev", "iam:PassRole", role(f"{s}-prod-nodes"), DENY, "pass a prod role",
+             {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Case("dev", "iam:PassRole", role(f"{s}-gitlab-prod"), DENY, "pass the prod CI role",
+             {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Case("dev", "iam:CreateUser", f"arn:aws:iam::{a}:user/backdoor", DENY, "long-lived identity"),
+        Case("dev", "iam:CreateAccessKey", f"arn:aws:iam::{a}:user/backdoor", DENY, "long-lived key"),
+        Case("build", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "build creates no role", dev_boundary),
+        Case("prod", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "unbounded prod role", admin_policy),
+        Case("prod", "iam:DeleteRolePermissionsBoundary", role(f"{s}-gitlab-prod"), DENY, "remove its boundary"),
+        Case("prod", "iam:PutRolePermissionsBoundary", role(f"{s}-gitlab-prod"), DENY, "swap its boundary",
+             {"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        Case("prod", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "rewrite the CI boundary"),
+        Case("prod", "iam:DeleteOpenIDConnectProvider", w["oidc_provider"], DENY,
+             "the account's provider, created by another service", {"aws:ResourceTag/Project": "other"}),
+        Case("prod", "iam:UpdateOpenIDConnectProviderThumbprint", w["oidc_provider"], ALLOW,
+             "its own provider", {"aws:ResourceTag/Project": s}),
+        Case("prod", "iam:CreatePolicyVersion", f"arn:aws:iam::{a}:policy/{s}-gitlab-dev-terraform", ALLOW,
+             "applies the CI policies"),
+        Case("dev-made-admin", "iam:CreateRole", role(f"{s}-dev-y"), DENY, "escalation: a role with no boundary"),
+        Case("dev-made-admin", "iam:DeleteRolePermissionsBoundary", role(f"{s}-dev-anything"), DENY, "escalation"),
+        Case("dev-made-admin", "sts:AssumeRole", role(f"{s}-gitlab-prod"), DENY, "escalation into prod"),
+        Case("dev-made-admin", "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "escalation"),
+        Case("prod-grown-admin", "cloudtrail:StopLogging", f"arn:aws:cloudtrail:{r}:{a}:trail/main", DENY,
+             "prod cannot grow past the CI boundary"),
+        Case("prod-grown-admin", "organizations:LeaveOrganization", "*", DENY, "past the CI boundary"),
+        Case("prod-grown-admin", "lambda:CreateFunction", f"arn:aws:lambda:{r}:{a}:function:x", DENY, "past it"),
+        Case("prod-grown-admin", "iam:CreateAccessKey", f"arn:aws:iam::{a}:user/someone", DENY, "no keys"),
+        Case("prod-grown-admin", "iam:DeleteRolePermissionsBoundary", role(f"{s}-gitlab-prod"), DENY, "stays"),
+        Case("prod-grown-admin", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "boundary stays"),
+        Case("prod-grown-admin", "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{r}:{a}:secret:x-AbCdEf",
+             DENY, "another service's secret", {"aws:ResourceTag/Project": "other"}),
+        # --- images: ECR-1 and CI-4 ---------------------------------------------------------------------
+        Case("dev", "ecr:PutImage", repo, DENY, "dev writes no tag"),
+        Case("dev", "ecr:DeleteRepository", repo, DENY, "persistent repository"),
+        Case("dev", "ecr:PutLifecyclePolicy", repo, DENY, "persistent lifecycle"),
+        Case("dev", "ecr:DescribeImages", repo, ALLOW, "deploy resolves <sha> to a digest"),
+        Case("build", "ecr:PutImage", cache, ALLOW, "Kaniko cache"),
+        Case("build", "ecr:DeleteRepository", repo, DENY, "build deletes nothing"),
+        Case("dev-made-admin", "ecr:PutImage", repo, DENY, "escalation: write a deployable tag"),
+        # --- DNS and certificate: defects 3 and 4 ------------------------------------------------------
+        Case("prod", "route53:ListTagsForResource", zone, ALLOW, "data.aws_route53_zone reads tags"),
+        Case("prod", "route53:ListHostedZones", "*", ALLOW, "global: requests count as us-east-1",
+             {"aws:RequestedRegion": "us-east-1"}),
+        Case("prod", "route53:GetChange", "arn:aws:route53:::change/C0123456789", ALLOW, "waits for the records",
+             {"aws:RequestedRegion": "us-east-1"}),
+        Case("prod", "route53:ChangeResourceRecordSets", zone, ALLOW, "validation record",
+             {"route53:ChangeResourceRecordSetsNormalizedRecordNames": [f"_0abc.{s}.{w['domain']}"]}),
+        Case("prod", "route53:ChangeResourceRecordSets", zone, DENY, "another service's name",
+             {"route53:ChangeResourceRecordSetsNormalizedRecordNames": [f"www.{w['domain']}"]}),
+        Case("dev", "route53:ListTagsForResource", zone, ALLOW, "MR plan of persistent refreshes the zone"),
+        Case("dev", "route53:ListHostedZones", "*", ALLOW, "MR plan", {"aws:RequestedRegion": "us-east-1"}),
+        Case("dev", "route53:ChangeResourceRecordSets", zone, DENY, "dev writes no DNS",
+             {"route53:ChangeResourceRecordSetsNormalizedRecordNames": [f"_0abc.{s}.{w['domain']}"]}),
+        Case("dev", "acm:DescribeCertificate", f"arn:aws:acm:{r}:{a}:certificate/0f1e2d3c", ALLOW, "MR plan", region),
+        Case("dev", "budgets:ModifyBudget", f"arn:aws:budgets::{a}:budget/{s}-prod", DENY, "prod's budget"),
+        Case("dev", "budgets:ModifyBudget", f"arn:aws:budgets::{a}:budget/{s}-dev", ALLOW, "TF-6 its budget"),
+        Case("dev", "sns:DeleteTopic", f"arn:aws:sns:{r}:{a}:{s}-prod-budget", DENY, "prod's alerts", tags["prod"]),
+        Case("dev", "sns:CreateTopic", f"arn:aws:sns:{r}:{a}:{s}-dev-budget", ALLOW, "TF-6 its alert topic", region),
+        Case("dev", "iam:AttachUserPolicy", f"arn:aws:iam::{a}:user/someone", DENY, "escalation through a user"),
+        Case("dev", "iam:PutGroupPolicy", f"arn:aws:iam::{a}:group/admins", DENY, "escalation through a group"),
+        Case("dev", "iam:CreateLoginProfile", f"arn:aws:iam::{a}:user/someone", DENY, "console password"),
+        Case("dev", "iam:SetDefaultPolicyVersion", f"arn:aws:iam::{a}:policy/{s}-gitlab-dev-terraform", DENY,
+             "roll its own policy back or forward"),
+        Case("dev", "lambda:CreateFunction", f"arn:aws:lambda:{r}:{a}:function:x", DENY, "run code as a passed role"),
+        Case("dev", "iam:PassRole", role(f"{s}-dev-x"), DENY, "pass its role to Lambda",
+             {"iam:PassedToService": "lambda.amazonaws.com"}),
+        Case("dev", "cloudformation:CreateStack", f"arn:aws:cloudformation:{r}:{a}:stack/x/1", DENY, "stack as admin"),
+        Case("dev", "sts:AssumeRole", role(f"{s}-gitlab-prod"), DENY, "hop to prod"),
+        Case("dev", "acm:DeleteCertificate", f"arn:aws:acm:{r}:{a}:certificate/0f1e2d3c", DENY, "persistent", region),
+    ]
+
+
+def _simulate(w: dict, table: list[Case]) -> list[dict]:
+    simulations = []
+    for case in table:
+        principal = w["principals"][case.principal]
+        simulations.append({
+            "request": {
+                "principal": principal["arn"],
+                "action": case.action,
+                "resource": {"resource": case.resource, "accountId": w["account"]},
+                "contextVariables": {"aws:PrincipalArn": principal["arn"], **case.context},
+            },
+            "identityPolicies": [{"name": f"p{i}", "policy": p} for i, p in enumerate(principal["identity"])],
+            "permissionBoundaryPolicies": [{"name": "boundary", "policy": principal["boundary"]}],
+            "serviceControlPolicies": [],
+            "resourceControlPolicies": [],
+            **({"resourcePolicy": case.resource_policy} if case.resource_policy else {}),
+        })
+    proc = subprocess.run([_node(), str(IAM_DIR / "simulate.mjs")], input=json.dumps(simulations), text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=300, check=False)
+    assert proc.returncode == 0, f"iam-simulate failed:\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout)
+
+
+def test_iam1_iam2_containment_table(world: dict) -> None:
+    table = cases(world)
+    assert len(table) >= 40, "IAM-1: the case table must hold at least 40 cases"
+    results = _simulate(world, table)
+    wrong = []
+    for case, result in zip(table, results, strict=True):
+        assert result["result"] != "error", f"simulator rejected {case}: {result.get('detail')}"
+        decision = ALLOW if result["result"] == "Allowed" else DENY
+        if decision != case.expected:
+            wrong.append(f"{case.principal} {case.action} {case.resource}: {decision}, "
+                         f"expected {case.expected} ({case.why})")
+    assert not wrong, "IAM-1/IAM-2 violated:\n" + "\n".join(wrong)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "IAM-1 gap the pipeline must close: promote-image runs with the build role, which any ref assumes; ECR has "
+    "no condition key on the image tag, so an IAM policy cannot tell <sha>-candidate from <sha>. Promotion "
+    "must move to the prod role (default branch only) and candidates to a repository of their own."))
+def test_iam1_only_the_default_branch_writes_a_deployable_tag(world: dict) -> None:
+    repo = f"arn:aws:ecr:{world['region']}:{world['account']}:repository/{world['slug']}"
+    table = [Case("build", "ecr:PutImage", repo, DENY, "any ref writes <sha> or latest without a scan")]
+    assert _simulate(world, table)[0]["result"] != "Allowed", "build role (any ref) can write <sha>/latest"
+
+
+def test_simulator_sees_the_release_0_1_0_escalation(world: dict) -> None:
+    """The evaluator catches what the issue found: dev attaching AdministratorAccess to an unbounded role."""
+    s, a = world["slug"], world["account"]
+    old_dev = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["iam:CreateRole", "iam:AttachRolePolicy"],
+        "Resource": f"arn:aws:iam::{a}:role/{s}-dev-*"}]}
+    world = {**world, "principals": {**world["principals"], "old-dev": {
+        "arn": f"arn:aws:iam::{a}:role/{s}-gitlab-dev", "identity": [old_dev], "boundary": ADMIN}}}
+    table = [Case("old-dev", "iam:AttachRolePolicy", f"arn:aws:iam::{a}:role/{s}-dev-x", ALLOW, "release 0.1.0",
+                  {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"})]
+    assert _simulate(world, table)[0]["result"] == "Allowed"
+
+
+def _statements(world: dict) -> list[tuple[str, dict]]:
+    found = []
+    for name, principal in world["principals"].items():
+        for policy in [*principal["identity"], principal["boundary"]]:
+            found += [(name, statement) for statement in policy["Statement"]]
+    return found
+
+
+def test_every_scoped_action_can_be_scoped_and_exists(world: dict) -> None:
+    """An action AWS authorizes only on "*" never matches a statement scoped to ARNs: the apply
+    would fail with AccessDenied (eks:CreateCluster was one). Unknown action names fail too."""
+    named: set[str] = set()
+    scoped: dict[str, list[str]] = {}
+    for principal, statement in _statements(world):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            if "*" in action:
+                continue
+            named.add(action)
+            if statement["Effect"] == "Allow" and resources != ["*"]:
+                scoped.setdefault(action, []).append(f"{principal}/{statement.get('Sid')}")
+    proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=json.dumps(sorted(named)), text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = json.loads(proc.stdout)
+    unknown = sorted(a for a, v in verdict.items() if v == "unknown")
+    assert not unknown, f"actions AWS does not know: {unknown}"
+    unscopable = {a: where for a, where in scoped.items() if verdict[a] is True}
+    assert not unscopable, f"these actions only match Resource \"*\", so their statements never apply: {unscopable}"
+
+
+def test_wildcard_only_lookup_knows_create_cluster() -> None:
+    names = json.dumps(["eks:CreateCluster", "eks:DeleteCluster"])
+    proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=names, text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
+    assert json.loads(proc.stdout) == {"eks:CreateCluster": True, "eks:DeleteCluster": False}
