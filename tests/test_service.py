@@ -73,6 +73,16 @@ def test_readme_starts_with_the_two_commands(service: Path) -> None:
     assert lines[3].startswith("make install test")
 
 
+def test_readme_api_table_states_the_username_rule(service: Path) -> None:
+    schema = (service / "app" / "schemas" / "user.py").read_text()
+    rule = re.search(r'Username = .*min_length=(\d+), max_length=(\d+), pattern=r"\^\[A-Za-z0-9([^\]]*)\]', schema)
+    assert rule, "app/schemas/user.py no longer declares Username as this test expects"
+    low, high, extra = rule.groups()
+    row = next(line for line in (service / "README.md").read_text().splitlines() if line.startswith("| `POST /users`"))
+    assert f"{low} to {high} ASCII letters, digits" in row, row
+    assert all(f"`{char}`" in row for char in extra), f"{row} does not list {extra}"
+
+
 @pytest.fixture(scope="session")
 def installed(service_venv, service: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Make variables that point the service's Makefile at the shared venv, after `make install`."""
