@@ -171,6 +171,27 @@ def instance_type_error(value: object, prefix: str = "") -> str:
     return ""
 
 
+def whole_number_error(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> str:
+    """Why ``value`` is not a whole number in range, naming the question ('' if it is).
+
+    The count questions are `type: yaml` so that text reaches this validator: with `type: int`
+    copier fails on "two" before any validator runs and says only "Invalid input".
+    """
+    if minimum is not None and maximum is not None:
+        expected = f"between {minimum} and {maximum}"
+    elif minimum is not None:
+        expected = f"at least {minimum}"
+    elif maximum is not None:
+        expected = f"at most {maximum}"
+    else:
+        expected = ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be a whole number{' ' + expected if expected else ''}, not '{value}'"
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        return f"{name} must be {expected}"
+    return ""
+
+
 # --- Answers file ----------------------------------------------------------
 
 
@@ -251,5 +272,6 @@ class ServiceExtension(Extension):
             region_error=region_error,
             gitlab_path_error=gitlab_path_error,
             instance_type_error=instance_type_error,
+            whole_number_error=whole_number_error,
             practice_catalog=practice_catalog,
         )

@@ -36,6 +36,11 @@ BAD_ANSWERS = [
     ("eks_node_count", 0, "between 1 and 50"),
     ("rds_instance_class", "t3.micro", "instance type"),
     ("ephemeral_hours_per_day", 25, "between 1 and 24"),
+    ("replicas_min", "two", "replicas_min must be a whole number at least 1, not 'two'"),
+    ("replicas_max", "ten", "replicas_max must be a whole number, not 'ten'"),
+    ("eks_node_count", "2.5", "eks_node_count must be a whole number between 1 and 50, not '2.5'"),
+    ("ephemeral_hours_per_day", "all day", "ephemeral_hours_per_day must be a whole number between 1 and 24"),
+    ("replicas_min", "true", "whole number"),
     ("python_version", "3.9", "3.9"),
     ("kubernetes_version", "1.20", "1.20"),
 ]
@@ -82,3 +87,22 @@ def test_registry_host_is_derived_once_from_account_and_region(tmp_path: Path) -
     assert registry in (dst / "README.md").read_text()
     answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
     assert "ecr_registry" not in answers, "derived values are recomputed on update, never stored"
+
+
+@pytest.mark.parametrize(
+    ("name", "description"),
+    [("Orders API", "Orders API"), ("Billing", "Billing API"), ("payments api", "payments api")],
+)
+def test_default_description_says_api_once(tmp_path: Path, name: str, description: str) -> None:
+    dst = generate(tmp_path / "service", {**REQUIRED, "project_name": name})
+    assert yaml.safe_load((dst / ".copier-answers.yml").read_text())["project_description"] == description
+    assert f"{description}. FastAPI" in (dst / "README.md").read_text()
+
+
+def test_counts_given_as_text_on_the_command_line_are_integers(tmp_path: Path) -> None:
+    # `--data replicas_min=3` arrives as text; the answer is still the integer the manifests need.
+    dst = generate(tmp_path / "service", {**REQUIRED, "replicas_min": "3", "replicas_max": "7", "eks_node_count": "2"})
+    answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    assert (answers["replicas_min"], answers["replicas_max"], answers["eks_node_count"]) == (3, 7, 2)
+    hpa = yaml.safe_load((dst / "deploy" / "k8s" / "base" / "hpa.yaml").read_text())
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 7)

@@ -172,4 +172,4 @@ def test_versions_that_are_copier_answers_are_left_to_copier_update(service: Pat
                                            "package": "alpine/k8s", "datasource": "docker", "updateType": "minor"})
     assert kubectl_minor["enabled"] is False, "kubectl follows kubernetes_version, an answer"
     docs = (service / "docs" / "updates.md").read_text()
-    assert "copier update --trust --data python_version=" in docs and "Renovate" in docs
+    assert "copier update --trust --defaults --skip-answered --data python_version=" in docs and "Renovate" in docs

@@ -6,7 +6,15 @@ The template is only as good as what it produces, so each combination runs the s
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,6 +73,16 @@ def test_readme_starts_with_the_two_commands(service: Path) -> None:
     assert lines[3].startswith("make install test")
 
 
+def test_readme_api_table_states_the_username_rule(service: Path) -> None:
+    schema = (service / "app" / "schemas" / "user.py").read_text()
+    rule = re.search(r'Username = .*min_length=(\d+), max_length=(\d+), pattern=r"\^\[A-Za-z0-9([^\]]*)\]', schema)
+    assert rule, "app/schemas/user.py no longer declares Username as this test expects"
+    low, high, extra = rule.groups()
+    row = next(line for line in (service / "README.md").read_text().splitlines() if line.startswith("| `POST /users`"))
+    assert f"{low} to {high} ASCII letters, digits" in row, row
+    assert all(f"`{char}`" in row for char in extra), f"{row} does not list {extra}"
+
+
 @pytest.fixture(scope="session")
 def installed(service_venv, service: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Make variables that point the service's Makefile at the shared venv, after `make install`."""
@@ -89,3 +107,99 @@ def test_service_tests_pass_on_postgresql(service: Path, installed: dict[str, st
     assert proc.returncode == 0, output(proc)
     summary = proc.stdout.strip().splitlines()[-1]
     assert "passed" in summary and "skipped" not in summary, summary
+
+
+# --- `make run`: what a person sees in the first minutes --------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def call(method: str, url: str, body: dict[str, str] | None = None, token: str = "") -> dict[str, object]:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        answer: dict[str, object] = json.loads(response.read())
+    return answer
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{what} within {seconds} s; output:\n{log.read_text()[-4000:]}")
+
+
+def answers_health(url: str) -> bool:
+    try:
+        return call("GET", f"{url}/health") == {"status": "ok"}
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("service", ["defaults"], indirect=True)
+@pytest.mark.parametrize("secret_key", ["default", "short"])
+def test_make_run_prints_only_json_lines(
+    service: Path, installed: dict[str, str], tmp_path: Path, secret_key: str
+) -> None:
+    """Migrations, uvicorn's reloader and server, the app, a reload and warnings: one JSON object a line."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "LOG_LEVEL": "INFO"}
+    env.pop("SECRET_KEY", None)
+    if secret_key == "short":
+        # Allowed locally; PyJWT warns on every token it signs with it. The warning must be a log line.
+        env["SECRET_KEY"] = "short-local-key"
+    log = tmp_path / "make-run.log"
+    make = ["make", "run", f"PORT={port}", *(f"{k}={v}" for k, v in installed.items())]
+    with log.open("w") as sink:
+        server = subprocess.Popen(make, cwd=service, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    probe = service / "app" / "reload_probe.py"
+    try:
+        wait_for(lambda: answers_health(url), 60, "no answer on /health", log)
+        call("POST", f"{url}/users", {"username": "first-hour", "password": "a long enough password"})
+        token = str(call("POST", f"{url}/auth/token", {"username": "first-hour", "password": "a long enough password"})["access_token"])
+        assert call("GET", f"{url}/users/me", token=token)["username"] == "first-hour"
+        probe.write_text('"""Written by the template tests to make the reloader reload."""\n')
+        wait_for(lambda: "Reloading" in log.read_text(), 30, "no reload after a change", log)
+        wait_for(lambda: answers_health(url), 60, "no answer on /health after the reload", log)
+    finally:
+        probe.unlink(missing_ok=True)
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+    lines = log.read_text().splitlines()
+    not_json = []
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            not_json.append(f"{number}: {line}")
+        else:
+            records.append(record)
+    assert not not_json, "lines that are not one JSON object:\n" + "\n".join(not_json)
+    loggers = {str(record["logger"]) for record in records}
+    assert {"alembic.runtime.migration", "uvicorn.error", "app.access"} <= loggers, loggers
+    messages = [str(record["message"]) for record in records]
+    # OPS-1 in development too: the reloader watches with OS file events (watchfiles), not polling.
+    assert any("Started reloader process" in m and "WatchFiles" in m for m in messages), messages
+    warnings = [record for record in records if record["logger"] == "py.warnings"]
+    if secret_key == "default":
+        assert not warnings, f"the local default key makes PyJWT warn: {warnings}"
+    else:
+        assert any("InsecureKeyLengthWarning" in str(w["message"]) for w in warnings), messages

@@ -263,3 +263,68 @@ def test_update_with_new_answers_changes_exactly_what_a_fresh_copy_would(tmp_pat
     assert ".copier-answers.yml" in changed
     assert not any(name.startswith(("app/", "tests/", "alembic/")) for name in changed), changed
     shutil.rmtree(fresh)
+
+
+# --- The service's own `make update`, between two untagged template commits ----------------------
+
+
+def service_make(service: Path, target: str, service_venv, **variables: str):  # type: ignore[no-untyped-def]
+    """Run one of the service's make targets in the venv its `make install` filled."""
+    version = str(answers_of(service)["python_version"])
+    args = [f"PYTHON={python_for(version)}", f"VENV={service_venv(version)}", *(f"{k}={v}" for k, v in variables.items())]
+    return run(["make", target, *args], cwd=service, env=TOOLS_PATH, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def untagged(tmp_path_factory: pytest.TempPathFactory, service_venv) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    """A service copied from a template checkout with no tag, edited by its team, installed."""
+    root = tmp_path_factory.mktemp("untagged")
+    template = snapshot_template(root / "template")
+    service = generate(root / "service", REQUIRED, src=template, vcs_ref=None)
+    assert answers_of(service)["_commit"] == git(template, "rev-parse", "--short", "HEAD").strip()
+    commit_all(service, "Generate orders-api from an untagged checkout")
+    edit(service / "app" / "core" / "config.py", "access_token_expire_minutes: int = Field(default=30,",
+         "access_token_expire_minutes: int = Field(default=45,")  # fmt: skip
+    with (service / "README.md").open("a") as readme:
+        readme.write("\n## Team notes\n\nOn call: the payments team.\n")
+    (service / "docs" / "team.md").write_text("# Team\n\nOur own notes, unknown to the template.\n")
+    commit_all(service, "Team changes")
+    proc = service_make(service, "install", service_venv)
+    assert proc.returncode == 0, output(proc)
+    assert not git(service, "status", "--porcelain"), "make install left the tree dirty"
+    # The template moves on by one more commit, still without a tag.
+    edit(template / "template" / "deploy" / "k8s" / "base" / "hpa.yaml.jinja", "averageUtilization: 70", "averageUtilization: 65")
+    commit_all(template, "K8S-4: CPU target 65 %")
+    return {"template": template, "service": service}
+
+
+def test_make_update_refuses_a_dirty_tree(untagged: dict[str, Path], service_venv) -> None:  # type: ignore[no-untyped-def]
+    service = untagged["service"]
+    before = (service / ".copier-answers.yml").read_text()
+    (service / "scratch.txt").write_text("work in progress\n")
+    try:
+        proc = service_make(service, "update", service_venv)
+    finally:
+        (service / "scratch.txt").unlink()
+    assert proc.returncode != 0, output(proc)
+    assert "clean git tree" in proc.stderr, output(proc)
+    assert "copier update" not in proc.stdout, "copier ran on a dirty tree"
+    assert (service / ".copier-answers.yml").read_text() == before
+
+
+def test_make_update_between_untagged_commits_keeps_edits(untagged: dict[str, Path], service_venv) -> None:  # type: ignore[no-untyped-def]
+    service, template = untagged["service"], untagged["template"]
+    proc = service_make(service, "update", service_venv)
+    assert proc.returncode == 0, output(proc)
+    # The service's own copier did it, from its lock, then checked the result.
+    assert f"{service_venv(str(answers_of(service)['python_version']))}/bin/copier update --trust --defaults --skip-answered" in proc.stdout
+    assert "No git tags found in template; using HEAD as ref" in proc.stderr
+    assert re.search(r"^K8S-4\s+PASS", proc.stdout, re.M), output(proc)
+    assert re.search(r"\d+ passed", proc.stdout), output(proc)
+
+    assert answers_of(service)["_commit"] == git(template, "rev-parse", "--short", "HEAD").strip()
+    assert "averageUtilization: 65" in (service / "deploy" / "k8s" / "base" / "hpa.yaml").read_text()
+    assert "default=45," in (service / "app" / "core" / "config.py").read_text(), "code edit lost"
+    assert "On call: the payments team." in (service / "README.md").read_text(), "README edit lost"
+    assert (service / "docs" / "team.md").is_file(), "a file of the team's own was removed"
+    assert "<<<<<<<" not in git(service, "diff"), "no line was changed on both sides: nothing may conflict"

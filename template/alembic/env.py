@@ -5,21 +5,21 @@ them take turns: the first applies the migrations, the others find the schema at
 nothing (the pattern pypi/warehouse uses).
 """
 
-from logging.config import fileConfig
-
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
 import app.models  # noqa: F401  registers every table on Base.metadata
 from app.core.config import get_settings
+from app.core.logging import configure_logging
 from app.db.base import Base
 
 # Any constant shared by all replicas works; this one reads "alembic" in ASCII.
 MIGRATION_LOCK_ID = 0x616C656D626963
 
 config = context.config
-if config.config_file_name is not None:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# The service's JSON lines, not alembic.ini's text format: the init container's output sits in
+# the same log stream as the application's (OPS-1).
+configure_logging(get_settings().log_level)
 target_metadata = Base.metadata
 
 

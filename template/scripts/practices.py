@@ -952,7 +952,8 @@ def dep_2(repo: Repository) -> Problems:
 @check("OPS-1")
 def ops_1(repo: Repository) -> Problems:
     problems = []
-    logging_module = repo.text("app/core/logging.py")
+    # The handler's stream is set in logging.json, which configure_logging loads.
+    logging_module = repo.text("app/core/logging.py") + repo.text("app/core/logging.json")
     for marker, why in (
         ("json.dumps", "does not write JSON"),
         ("sys.stdout", "does not log to stdout"),

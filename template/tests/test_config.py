@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from app.core.config import DEFAULT_SECRET_KEY, Settings
+from app.core.config import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Settings
+from app.core.security import create_access_token, decode_access_token
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
@@ -30,3 +33,11 @@ def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_local_default_runs_without_a_server() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.database_url.startswith("sqlite")
+
+
+def test_local_default_key_signs_without_a_warning() -> None:
+    # pytest turns warnings into errors here: PyJWT's InsecureKeyLengthWarning would fail this test,
+    # as it would print on every token a local run signs.
+    assert len(DEFAULT_SECRET_KEY.encode()) >= MIN_SECRET_KEY_LENGTH
+    token = create_access_token("alice", DEFAULT_SECRET_KEY, timedelta(minutes=1))
+    assert decode_access_token(token, DEFAULT_SECRET_KEY) == "alice"

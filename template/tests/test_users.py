@@ -35,6 +35,15 @@ def test_register_login_and_read_me(client: TestClient) -> None:
     assert "password" not in str(body)
 
 
+def test_created_at_carries_its_timezone(client: TestClient) -> None:
+    # SQLite keeps no offset: read back from the database, the time must still say it is UTC.
+    register(client)
+    response = client.get("/users/me", headers={"Authorization": f"Bearer {login(client)}"})
+    created_at = datetime.fromisoformat(response.json()["created_at"])
+    assert created_at.utcoffset() == timedelta(0), response.json()["created_at"]
+    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=1)
+
+
 def test_duplicate_username_is_409(client: TestClient) -> None:
     register(client)
     response = client.post("/users", json={"username": "alice", "password": PASSWORD})

@@ -1,11 +1,17 @@
-"""JSON logs on stdout, one object a line, with the request id and secrets redacted (OPS-1)."""
+"""JSON logs on stdout, one object a line, with the request id and secrets redacted (OPS-1).
+
+`logging.json` holds the configuration: the application and Alembic's env.py load it here, and
+`make run` hands the same file to uvicorn (`--log-config`), so its reloader process, which never
+imports the application, writes the same lines.
+"""
 
 import json
 import logging
+import logging.config
 import re
-import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -62,17 +68,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+LOGGING_CONFIG = Path(__file__).with_name("logging.json")
+
+
 def configure_logging(level: str) -> None:
-    """Send every logger, uvicorn's included, through one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-    # The request middleware writes one access line per request, with its id and duration;
-    # uvicorn's own access line would repeat it without them.
-    logging.getLogger("uvicorn.access").disabled = True
+    """Send every logger, uvicorn's and Alembic's included, through one JSON handler on stdout.
+
+    uvicorn's access logger gets no handler: the request middleware writes one access line per
+    request, with its id and duration, which uvicorn's line would repeat without them.
+    """
+    config = json.loads(LOGGING_CONFIG.read_text(encoding="utf-8"))
+    config["root"]["level"] = level
+    logging.config.dictConfig(config)
+    # A library's warning (a deprecation, PyJWT's key length...) becomes one JSON line too,
+    # instead of multi-line text on stderr.
+    logging.captureWarnings(True)

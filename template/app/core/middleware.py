@@ -1,19 +1,34 @@
-"""Request id and access log, as plain ASGI middleware: cheap on every request (OPS-1)."""
+"""Request id, access log and error answers, as plain ASGI middleware: cheap on every request (OPS-1).
 
+An exception that escapes a route is answered here, while the request id is still known: the
+client gets it in the header and the body, and the error's log line carries it, so a report
+("request 3f2a... failed") leads straight to the traceback.
+"""
+
+import json
 import logging
 import re
 import time
 import uuid
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id_var
 
 logger = logging.getLogger("app.access")
+error_logger = logging.getLogger("app.errors")
 # An incoming X-Request-ID is kept (so a trace crosses services) only if it is short and plain.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # Kubernetes calls the probes every few seconds: their lines go to DEBUG, not to the day's logs.
 _PROBE_PATHS = frozenset({"/health", "/ready"})
+# A database failover or restart takes seconds; the readiness probe takes the pod out meanwhile.
+RETRY_AFTER_S = 10
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """The database could not be reached or dropped the connection: worth a retry, not a bug."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 class RequestContextMiddleware:
@@ -29,16 +44,23 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 status_code = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if response_started:  # too late to answer: the client sees a cut response
+                error_logger.exception("error after the response started")
+                raise
+            await self._answer_error(exc, request_id, send_with_id)
         finally:
             level = logging.DEBUG if scope["path"] in _PROBE_PATHS else logging.INFO
             if logger.isEnabledFor(level):
@@ -51,3 +73,21 @@ class RequestContextMiddleware:
                     extra={"status": status_code, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
                 )
             request_id_var.reset(token)
+
+    @staticmethod
+    async def _answer_error(exc: Exception, request_id: str, send: Send) -> None:
+        headers = [(b"content-type", b"application/json")]
+        if database_unavailable(exc):
+            # An outage is the client's cue to retry later, not a bug in the service.
+            # One line, not a traceback: the driver's reason is what the person on call needs.
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            error_logger.error("database unavailable", extra={"error": type(exc).__name__, "reason": reason})
+            status_code, detail = 503, "Database unavailable, retry later"
+            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+        else:
+            error_logger.error("unhandled error", exc_info=exc, extra={"error": type(exc).__name__})
+            status_code, detail = 500, "Internal Server Error"
+        body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -13,6 +13,13 @@ def _fits_bcrypt(password: str) -> str:
     return password
 
 
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite stores no offset and hands back a naive datetime; the service writes only UTC, so an
+    # answer says so the same way on SQLite as on PostgreSQL.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Password = Annotated[str, Field(min_length=1, max_length=BCRYPT_MAX_BYTES), AfterValidator(_fits_bcrypt)]
 # The length rule sits on the string itself, so the message reads "at least 8 characters".
@@ -29,7 +36,7 @@ class UserRead(BaseModel):
 
     id: int
     username: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class LoginRequest(BaseModel):
