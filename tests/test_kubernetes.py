@@ -495,8 +495,9 @@ def test_graceful_shutdown_outlasts_the_load_balancer(objects: list[Manifest], s
         kv.split("=", 1) for kv in ingress.get("alb.ingress.kubernetes.io/target-group-attributes", "").split(",") if kv
     )
     deregistration = int(attributes.get("deregistration_delay.timeout_seconds", 300))  # ALB's default
-    assert deregistration <= delay + drain, (
-        f"RUN-1: the ALB drains a target for {deregistration} s but the pod serves only {delay + drain} s after deletion"
+    assert delay + drain <= deregistration < 300, (
+        f"RUN-1: the ALB drains a target for {deregistration} s, but the pod may still finish a request "
+        f"{delay + drain} s after deletion: the ALB would cut it"
     )
     namespace = one(objects, "Namespace")["metadata"]["labels"]
     assert namespace.get("elbv2.k8s.aws/pod-readiness-gate-inject") == "enabled", (

@@ -98,7 +98,9 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
     proc = run([*COPIER, "update", "--trust", "--defaults", "--skip-answered", "--vcs-ref", CURRENT], cwd=service)
     assert proc.returncode == 0, output(proc)
-    fresh = generate(root / "fresh", REQUIRED, src=template, vcs_ref=CURRENT)
+    # The answers as the update kept them (a stored answer is not recomputed from a new default).
+    kept = {k: v for k, v in answers_of(service).items() if not k.startswith("_")}
+    fresh = generate(root / "fresh", kept, src=template, vcs_ref=CURRENT)
     return {"service": service, "fresh": fresh, "proc": proc}
 
 

@@ -47,11 +47,11 @@ _migrations:
 
 OPS_4 = """
   - id: OPS-4
-    title: Graceful shutdown
+    title: Rollouts that give up
     rule: >-
-      Pods get terminationGracePeriodSeconds long enough to finish in-flight requests.
+      Deployments set progressDeadlineSeconds, so a stuck rollout is reported as failed.
     why: A deploy that kills pods mid-request returns 502s to clients.
-    check: Every Deployment sets terminationGracePeriodSeconds of at least 30.
+    check: Every Deployment sets progressDeadlineSeconds of at most 600.
 """
 
 OPS_4_CHECK = '''
@@ -60,8 +60,8 @@ OPS_4_CHECK = '''
 def ops_4(repo: Repository) -> Problems:
     problems = _no_manifests(repo)
     for where, doc, spec in each_workload(repo):
-        if doc["kind"] == "Deployment" and int(spec.get("terminationGracePeriodSeconds", 0)) < 30:
-            problems.append(f"{where}: terminationGracePeriodSeconds below 30 (OPS-4)")
+        if doc["kind"] == "Deployment" and not 0 < int(doc["spec"].get("progressDeadlineSeconds", 0)) <= 600:
+            problems.append(f"{where}: progressDeadlineSeconds unset or above 600 (OPS-4)")
     return problems
 '''
 
@@ -83,9 +83,9 @@ def release_0_2_0(template: Path) -> None:
     edit(checker, "\n\n# --- The report ---", OPS_4_CHECK + "\n\n# --- The report ---")
     edit(
         files / "deploy" / "k8s" / "base" / "deployment.yaml.jinja",
-        "      serviceAccountName:",
-        "      # OPS-4: in-flight requests finish before the pod is killed.\n"
-        "      terminationGracePeriodSeconds: 45\n      serviceAccountName:",
+        "  revisionHistoryLimit: 5",
+        "  # OPS-4: a rollout stuck for 10 minutes is reported as failed.\n"
+        "  progressDeadlineSeconds: 600\n  revisionHistoryLimit: 5",
     )
     edit(files / "deploy" / "k8s" / "base" / "hpa.yaml.jinja", "averageUtilization: 70", "averageUtilization: 65")
     edit(files / "deploy" / "k8s" / "base" / "kustomization.yaml.jinja", "LOG_LEVEL=INFO", "LOG_LEVEL=WARNING")
@@ -93,7 +93,7 @@ def release_0_2_0(template: Path) -> None:
     with (template / "copier.yml").open("a") as copier_yml:
         copier_yml.write(MIGRATION)
     with (template / "CHANGELOG.md").open("a") as changelog:
-        changelog.write("\n## 0.2.0\n\n- OPS-4 graceful shutdown; K8S-4 CPU target 65 %; compose.yaml.\n")
+        changelog.write("\n## 0.2.0\n\n- OPS-4 rollouts that give up; K8S-4 CPU target 65 %; compose.yaml.\n")
     release(template, "0.2.0", "0.2.0: OPS-4, K8S-4 target, compose.yaml")
 
 
@@ -143,10 +143,10 @@ def test_user_edits_survive(updated: dict[str, object]) -> None:
 def test_new_practice_arrives(updated: dict[str, object]) -> None:
     service = Path(str(updated["service"]))
     assert "id: OPS-4" in (service / "docs" / "practices.yaml").read_text()
-    assert "### OPS-4 Graceful shutdown" in (service / "docs" / "production-checklist.md").read_text()
+    assert "### OPS-4 Rollouts that give up" in (service / "docs" / "production-checklist.md").read_text()
     assert '@check("OPS-4")' in (service / "scripts" / "practices.py").read_text()
     deployment = (service / "deploy" / "k8s" / "base" / "deployment.yaml").read_text()
-    assert "terminationGracePeriodSeconds: 45" in deployment
+    assert "progressDeadlineSeconds: 600" in deployment
     assert "averageUtilization: 65" in (service / "deploy" / "k8s" / "base" / "hpa.yaml").read_text()
 
 

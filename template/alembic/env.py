@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 
 import app.models  # noqa: F401  registers every table on Base.metadata
-from app.core.config import get_settings
+from app.core.config import MigrationSettings
 from app.core.logging import configure_logging
 from app.db.base import Base
 
@@ -19,12 +19,17 @@ MIGRATION_LOCK_ID = 0x616C656D626963
 config = context.config
 # The service's JSON lines, not alembic.ini's text format: the init container's output sits in
 # the same log stream as the application's (OPS-1).
-configure_logging(get_settings().log_level)
+settings = MigrationSettings()
+configure_logging(settings.log_level)
 target_metadata = Base.metadata
 
 
 def database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    url = config.get_main_option("sqlalchemy.url") or settings.database_url
+    if not url:
+        # Fail closed: a migration never guesses which database it changes.
+        raise SystemExit("DATABASE_URL is not set: the migration does not know which database to change")
+    return url
 
 
 def run_migrations_offline() -> None:

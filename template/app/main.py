@@ -4,8 +4,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from app.api.router import api_router
 from app.core.config import Settings, get_settings
@@ -13,21 +14,32 @@ from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.rate_limit import RateLimiter
-from app.core.security import PasswordHasher
+from app.core.security import OverloadedError, PasswordHasher
 from app.db.session import create_db_engine
 
 logger = logging.getLogger(__name__)
+
+
+async def overloaded_handler(_request: Request, _exc: Exception) -> JSONResponse:
+    # RUN-2: the hashing queue is full; another pod, or this one a second later, will take it.
+    return JSONResponse({"detail": "Too busy, retry"}, status_code=503, headers={"Retry-After": "1"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s)
-    hasher = PasswordHasher(settings.bcrypt_rounds, settings.password_hash_workers)
+    # /ready gets a connection of its own: a pool busy with requests must not read as an outage
+    # (a probe that waits on it times out, and Kubernetes takes the pod out of the load balancer).
+    ready_engine = create_db_engine(
+        settings.database_url, settings.database_connect_timeout_s, pool_size=1, max_overflow=1, pool_timeout=2
+    )
+    hasher = PasswordHasher(settings.bcrypt_rounds, settings.password_hash_workers, settings.password_hash_max_waiting)
     limiter = RateLimiter(
         settings.rate_limit_storage_uri,
         login_per_client=settings.rate_limit_login_per_client,
-        login_per_username=settings.rate_limit_login_per_username,
+        login_failures_per_client_and_username=settings.rate_limit_login_failures_per_client_and_username,
+        login_failures_per_username=settings.rate_limit_login_failures_per_username,
         signup_per_client=settings.rate_limit_signup_per_client,
     )
 
@@ -37,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         hasher.shutdown()
         engine.dispose()
+        ready_engine.dispose()
 
     app = FastAPI(
         title=settings.project_name,
@@ -44,12 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The interactive docs stay off in production: they advertise every route.
         docs_url=None if settings.environment == "prod" else "/docs",
         redoc_url=None,
+        # The schema too: it lists every route and body for whoever asks (RUN-2).
+        openapi_url=None if settings.environment == "prod" else "/openapi.json",
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.ready_engine = ready_engine
     app.state.hasher = hasher
     app.state.limiter = limiter
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(OverloadedError, overloaded_handler)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(api_router)
     return app

@@ -9,6 +9,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# app.main builds the application when it is imported, and ENVIRONMENT has no default (RUN-2).
+os.environ.setdefault("ENVIRONMENT", "test")
+
 import pytest
 from alembic import command
 from alembic.config import Config

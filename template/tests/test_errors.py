@@ -1,5 +1,6 @@
 """An error keeps its request id: in the answer's header and body, and on its log line (OPS-1)."""
 
+import asyncio
 import io
 import json
 import logging
@@ -7,10 +8,13 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.logging import JsonFormatter
+from app.core.middleware import RequestContextMiddleware
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -71,3 +75,37 @@ def test_unexpected_error_is_json_500_with_the_request_id(app: FastAPI) -> None:
     assert "something the code did not expect" in str(errors[0]["exception"])
     access = [line for line in log_lines() if line["logger"] == "app.access" and line.get("request_id") == "trace-500"]
     assert [line["status"] for line in access] == [500]
+
+
+def test_a_missing_table_is_a_bug_not_an_outage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # SQLite raises OperationalError for "no such table": a 503 would send clients to retry a bug.
+    app = create_app(make_settings(f"sqlite:///{tmp_path / 'never-migrated.db'}"))
+    with logged(app) as (client, _):
+        response = client.post("/users", json={"username": "alice", "password": "long enough password"})
+    assert response.status_code == 500, response.text
+    assert "retry-after" not in response.headers
+
+
+def test_a_request_cancelled_at_shutdown_gets_a_503_with_its_request_id() -> None:
+    """uvicorn cancels the requests still running when its graceful shutdown times out (RUN-1)."""
+
+    async def cancelled(scope: Scope, receive: Receive, send: Send) -> None:
+        raise asyncio.CancelledError
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "POST", "path": "/auth/token", "headers": [(b"x-request-id", b"trace-503")]}
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(RequestContextMiddleware(cancelled)(scope, receive, send))
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 503
+    assert headers[b"x-request-id"] == b"trace-503"
+    assert headers[b"connection"] == b"close"
+    assert json.loads(body["body"]) == {"detail": "Shutting down, retry", "request_id": "trace-503"}

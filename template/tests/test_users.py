@@ -4,7 +4,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import TEST_SECRET_KEY
+from app.main import create_app
+from tests.conftest import TEST_SECRET_KEY, make_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -90,10 +91,17 @@ def test_me_without_token_is_401(client: TestClient) -> None:
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+def ours(client: TestClient) -> dict[str, str]:
+    """The issuer and audience this service's tokens carry, so each test below fails for its own reason."""
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    return {"iss": settings.jwt_issuer, "aud": settings.jwt_audience}
+
+
 def test_expired_token_is_401(client: TestClient) -> None:
     register(client)
     past = datetime.now(UTC) - timedelta(hours=2)
-    token = jwt.encode({"sub": "alice", "iat": past, "exp": past + timedelta(minutes=5)}, TEST_SECRET_KEY, "HS256")
+    claims = {"sub": "alice", "iat": past, "exp": past + timedelta(minutes=5), **ours(client)}
+    token = jwt.encode(claims, TEST_SECRET_KEY, "HS256")
     assert me(client, token) == 401
 
 
@@ -116,11 +124,31 @@ def test_alg_none_token_is_401(client: TestClient) -> None:
 
 def test_token_without_exp_is_401(client: TestClient) -> None:
     register(client)
-    token = jwt.encode({"sub": "alice", "iat": datetime.now(UTC)}, TEST_SECRET_KEY, "HS256")
+    token = jwt.encode({"sub": "alice", "iat": datetime.now(UTC), **ours(client)}, TEST_SECRET_KEY, "HS256")
     assert me(client, token) == 401
 
 
 def test_token_of_deleted_or_unknown_user_is_401(client: TestClient) -> None:
     now = datetime.now(UTC)
-    token = jwt.encode({"sub": "ghost", "iat": now, "exp": now + timedelta(minutes=5)}, TEST_SECRET_KEY, "HS256")
+    claims = {"sub": "ghost", "iat": now, "exp": now + timedelta(minutes=5), **ours(client)}
+    token = jwt.encode(claims, TEST_SECRET_KEY, "HS256")
     assert me(client, token) == 401
+
+
+@pytest.mark.parametrize("claim", ["iss", "aud"])
+def test_token_for_another_service_or_from_another_issuer_is_401(client: TestClient, claim: str) -> None:
+    register(client)
+    now = datetime.now(UTC)
+    valid = {"sub": "alice", "iat": now, "exp": now + timedelta(minutes=5), **ours(client)}
+    assert me(client, jwt.encode(valid, TEST_SECRET_KEY, "HS256")) == 200, "the control token must pass"
+    assert me(client, jwt.encode({**valid, claim: "another-service"}, TEST_SECRET_KEY, "HS256")) == 401
+    del valid[claim]
+    assert me(client, jwt.encode(valid, TEST_SECRET_KEY, "HS256")) == 401
+
+
+def test_schema_is_not_served_in_production(database_url: str) -> None:
+    for environment, expected in (("dev", 200), ("prod", 404)):
+        settings = make_settings(database_url, environment=environment)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/openapi.json").status_code == expected, environment
+            assert client.get("/docs").status_code == expected, environment

@@ -58,7 +58,12 @@ def get_current_user(
     if credentials is None:
         raise unauthorized
     try:
-        username = decode_access_token(credentials.credentials, settings.secret_key.get_secret_value())
+        username = decode_access_token(
+            credentials.credentials,
+            settings.secret_key.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
     except InvalidTokenError:
         raise unauthorized from None
     user = session.scalar(select(User).where(User.username == username))

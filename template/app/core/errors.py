@@ -7,8 +7,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-# Fields whose value must never come back in an answer (or reach a log line through one).
-SECRET_FIELDS = frozenset({"password"})
+from app.core.logging import is_sensitive_key
 
 
 def _public(error: dict[str, Any]) -> dict[str, Any]:
@@ -18,7 +17,8 @@ def _public(error: dict[str, Any]) -> dict[str, Any]:
     # is the body when it failed as a whole (whatever it is, it may hold the password), and so is
     # any object or list.
     field_level = len(entry["loc"]) > 1
-    secret = SECRET_FIELDS.intersection(map(str, entry["loc"]))
+    # Any field named like a secret (password, new_password, api_key, token...), as the logs judge it.
+    secret = any(is_sensitive_key(str(part)) for part in entry["loc"])
     if field_level and not secret and not isinstance(value, dict | list):
         entry["input"] = value
     return entry

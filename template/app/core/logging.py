@@ -35,6 +35,10 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 }
 
 
+def is_sensitive_key(key: str) -> bool:
+    return bool(_SENSITIVE_KEY.search(key))
+
+
 def redact(value: Any, key: str = "") -> Any:
     """Replace the value of any sensitive key, however deep it is nested."""
     if key and _SENSITIVE_KEY.search(key):

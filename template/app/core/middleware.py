@@ -5,13 +5,16 @@ client gets it in the header and the body, and the error's log line carries it, 
 ("request 3f2a... failed") leads straight to the traceback.
 """
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
 
+import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id_var
@@ -26,9 +29,22 @@ _PROBE_PATHS = frozenset({"/health", "/ready"})
 RETRY_AFTER_S = 10
 
 
-def database_unavailable(exc: Exception) -> bool:
+# PostgreSQL error classes that mean "not reachable now": connection exceptions (08), and a server
+# shutting down or starting (57P01-57P03). A statement timeout, a deadlock or a missing table is a
+# bug or a load problem to look at, not an outage: those stay 500.
+_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection: worth a retry, not a bug."""
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if isinstance(exc, PoolTimeoutError):  # every pooled connection busy: the client may retry
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError) and isinstance(exc.orig, psycopg.OperationalError):
+        sqlstate = exc.orig.sqlstate
+        return sqlstate is None or sqlstate.startswith(_OUTAGE_SQLSTATES)  # None: no server answered
+    return False
 
 
 class RequestContextMiddleware:
@@ -56,6 +72,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when its graceful shutdown times out
+            # (RUN-1). An answer the client can retry elsewhere, rather than a bare 500.
+            if not response_started:
+                await self._answer(send_with_id, 503, "Shutting down, retry", request_id, close=True)
+            raise
         except Exception as exc:
             if response_started:  # too late to answer: the client sees a cut response
                 error_logger.exception("error after the response started")
@@ -74,20 +96,25 @@ class RequestContextMiddleware:
                 )
             request_id_var.reset(token)
 
-    @staticmethod
-    async def _answer_error(exc: Exception, request_id: str, send: Send) -> None:
-        headers = [(b"content-type", b"application/json")]
+    @classmethod
+    async def _answer_error(cls, exc: Exception, request_id: str, send: Send) -> None:
         if database_unavailable(exc):
             # An outage is the client's cue to retry later, not a bug in the service.
             # One line, not a traceback: the driver's reason is what the person on call needs.
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             error_logger.error("database unavailable", extra={"error": type(exc).__name__, "reason": reason})
-            status_code, detail = 503, "Database unavailable, retry later"
-            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+            await cls._answer(send, 503, "Database unavailable, retry later", request_id)
         else:
             error_logger.error("unhandled error", exc_info=exc, extra={"error": type(exc).__name__})
-            status_code, detail = 500, "Internal Server Error"
+            await cls._answer(send, 500, "Internal Server Error", request_id)
+
+    @staticmethod
+    async def _answer(send: Send, status_code: int, detail: str, request_id: str, close: bool = False) -> None:
         body = json.dumps({"detail": detail, "request_id": request_id}).encode()
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status_code == 503:
+            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+        if close:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})

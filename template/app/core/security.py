@@ -4,12 +4,16 @@ import asyncio
 import math
 import os
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import bcrypt
 import jwt
+
+T = TypeVar("T")
 
 # The algorithm is pinned: a token that claims another one, `none` included, is rejected.
 JWT_ALGORITHM = "HS256"
@@ -47,50 +51,69 @@ def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(1, cores)
 
 
+class OverloadedError(Exception):
+    """More passwords are waiting to be hashed than the pool can work through in time."""
+
+
 class PasswordHasher:
     """bcrypt on a pool of threads of its own, as many as the CPU limit allows (RUN-2).
 
     bcrypt costs about 250 ms of CPU and releases the GIL. Run in the server's default thread pool,
     a flood of logins would take every thread and `/ready` would wait behind them until the probe
     times out; here the flood queues for the pool while the event loop and the probes stay free.
+    The queue is bounded (`max_waiting` per worker): past it a request is refused at once with a
+    503 the client may retry, instead of waiting longer than the load balancer would.
     """
 
-    def __init__(self, rounds: int, workers: int | None = None) -> None:
+    def __init__(self, rounds: int, workers: int | None = None, max_waiting: int = 8) -> None:
         self.rounds = rounds
         self.workers = workers or cpu_budget()
+        self.capacity = self.workers * (1 + max_waiting)
+        self._in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
         # An unknown user's password is checked against this hash of the same cost, so that the
         # answer takes as long as for a wrong password and tells nothing about which names exist.
         self._decoy = hash_password(secrets.token_urlsafe(32), rounds)
 
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        # Only the event loop's thread counts, so the counter needs no lock.
+        if self._in_flight >= self.capacity:
+            raise OverloadedError
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self._in_flight -= 1
+
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, hash_password, password, self.rounds)
+        return await self._run(hash_password, password, self.rounds)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """True only for a known user's right password; as slow for an unknown user (password_hash None)."""
         candidate = password_hash if password_hash is not None else self._decoy
-        loop = asyncio.get_running_loop()
-        matches = await loop.run_in_executor(self._pool, verify_password, password, candidate)
+        matches = await self._run(verify_password, password, candidate)
         return matches and password_hash is not None
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def create_access_token(subject: str, secret_key: str, expires_in: timedelta) -> str:
+def create_access_token(subject: str, secret_key: str, expires_in: timedelta, *, issuer: str, audience: str) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": subject, "iat": now, "exp": now + expires_in}
+    claims = {"sub": subject, "iat": now, "exp": now + expires_in, "iss": issuer, "aud": audience}
     return jwt.encode(claims, secret_key, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, secret_key: str) -> str:
-    """The token's subject; raises InvalidTokenError on anything but a valid, unexpired token."""
+def decode_access_token(token: str, secret_key: str, *, issuer: str, audience: str) -> str:
+    """The token's subject; raises InvalidTokenError on anything but a valid, unexpired token of ours."""
     try:
         claims = jwt.decode(
             token,
             secret_key,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "iat", "sub"]},
+            issuer=issuer,
+            audience=audience,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from exc

@@ -3,7 +3,8 @@
 from sqlalchemy import Engine, create_engine, make_url
 
 
-def create_db_engine(database_url: str, connect_timeout_s: int) -> Engine:
+def create_db_engine(database_url: str, connect_timeout_s: int, **pool: int) -> Engine:
+    """`pool` (pool_size, max_overflow, pool_timeout) sizes a PostgreSQL engine's connection pool."""
     url = make_url(database_url)
     # A database error's text would otherwise quote the statement's parameters (a username, a
     # password hash) into the error log line (OPS-1).
@@ -13,5 +14,5 @@ def create_db_engine(database_url: str, connect_timeout_s: int) -> Engine:
     # pool_pre_ping drops connections RDS closed (failover, idle timeout) before a request uses them;
     # the connect timeout keeps /ready quick when the database is unreachable (K8S-1).
     return create_engine(
-        url, hide_parameters=True, pool_pre_ping=True, connect_args={"connect_timeout": connect_timeout_s}
+        url, hide_parameters=True, pool_pre_ping=True, connect_args={"connect_timeout": connect_timeout_s}, **pool
     )

@@ -27,11 +27,15 @@ def password_hash_of(engine: Engine, username: str) -> str | None:
 async def login(
     body: LoginRequest, request: Request, settings: SettingsDep, hasher: HasherDep, limiter: LimiterDep
 ) -> Token:
-    limiter.hit("login_per_client", client_address(request))
-    limiter.hit("login_per_username", body.username.lower())
+    client, username = client_address(request), body.username.lower()
+    await limiter.hit("login_per_client", client)
+    await limiter.check("login_failures_per_client_and_username", client, username)
+    await limiter.check("login_failures_per_username", username)
     password_hash = await run_in_threadpool(password_hash_of, request.app.state.engine, body.username)
     # An unknown name and a wrong password take the same time and get the same answer (RUN-2).
     if not await hasher.verify(body.password, password_hash):
+        await limiter.count("login_failures_per_client_and_username", client, username)
+        await limiter.count("login_failures_per_username", username)
         logger.info("login refused", extra={"username": body.username})
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -42,5 +46,7 @@ async def login(
         body.username,
         settings.secret_key.get_secret_value(),
         timedelta(minutes=settings.access_token_expire_minutes),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )
     return Token(access_token=token)

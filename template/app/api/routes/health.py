@@ -19,7 +19,7 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 def ready(request: Request, response: Response) -> dict[str, str]:
     try:
-        with request.app.state.engine.connect() as connection:
+        with request.app.state.ready_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         logger.warning("readiness check failed", extra={"error": type(exc).__name__})

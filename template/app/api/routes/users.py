@@ -29,7 +29,7 @@ async def create_user(body: UserCreate, request: Request, hasher: HasherDep, lim
     # A taken name answers 409, which tells a caller that the name exists; the per-client limit
     # keeps that from listing names (RUN-2). The hash comes first, taken or not, so the time of
     # the answer says nothing more, and no database connection waits on bcrypt.
-    limiter.hit("signup_per_client", client_address(request))
+    await limiter.hit("signup_per_client", client_address(request))
     password_hash = await hasher.hash(body.password)
     return await run_in_threadpool(insert_user, request.app.state.engine, body.username, password_hash)
 
