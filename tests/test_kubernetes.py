@@ -39,7 +39,9 @@ SERVICE_PORT = 80
 CONFIG_KEYS = {"ENVIRONMENT", "LOG_LEVEL", "PROJECT_NAME"}
 # uvicorn options the manifests set through the environment (UVICORN_ prefix, checked at 0.54.0).
 UVICORN_OPTIONS = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"}
-SECRET_ENV = {"DATABASE_URL": ("db-secret", "url"), "SECRET_KEY": ("app-secret", "secret-key")}
+SECRET_ENV = {"SECRET_KEY": ("app-secret", "secret-key")}
+# The database URL reaches the app as a file of db-secret, re-read on every new connection (RUN-2).
+DATABASE_URL_FILE = "/var/run/secrets/db/url"
 MIGRATION_COMMAND = ["alembic", "upgrade", "head"]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -376,6 +378,21 @@ def test_app_gets_every_setting_of_the_contract(objects: list[Manifest], service
         if "secretKeyRef" in v.get("valueFrom", {})
     }
     assert secret_env == SECRET_ENV, f"K8S-5: the app's secrets must be {SECRET_ENV} (CONTRACTS.md)"
+    spec = pod_spec(objects, service)
+    env_values = {v["name"]: v.get("value") for v in app.get("env", [])}
+    assert env_values.get("DATABASE_URL_FILE") == DATABASE_URL_FILE, "RUN-2: the app reads the URL from db-secret's file"
+    mounts = {m["name"]: m for m in app.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    (volume,) = [v for v in volumes.values() if v.get("secret", {}).get("secretName") == "db-secret"]
+    mount = mounts[volume["name"]]
+    assert "subPath" not in mount, "RUN-2: a subPath mount is never updated: a rotated password would not arrive"
+    assert mount.get("readOnly") is True
+    (item,) = volume["secret"]["items"]
+    assert f"{mount['mountPath']}/{item['path']}" == DATABASE_URL_FILE
+    assert item["key"] == "url"
+    assert volume["secret"].get("defaultMode") == 0o440, "RUN-2: the URL file is readable by the app only"
+    db_secret = one(objects, "ExternalSecret", "db-secret")
+    assert db_secret["spec"]["refreshInterval"] in {"1m", "60s"}, "RUN-2: a rotated password must arrive within minutes"
     # Every variable given to the app is a setting the app reads (a typo would be silently ignored).
     config_py = service / "app/core/config.py"
     if config_py.exists():

@@ -163,10 +163,14 @@ def test_ready_answers_within_its_probe_timeout_during_a_login_flood(prepared: d
             for thread in attackers:
                 thread.join(timeout=120)
     assert len(statuses) > FLOOD_CLIENTS, "the flood never got going: the test proved nothing"
-    assert set(statuses) == {401}, f"logins answered {sorted(set(statuses))}"
+    # 401: hashed and refused; 503: the hashing queue was full and the login was turned away at
+    # once, for the client to retry (RUN-2). Nothing else: no 500, no 429 (every request is new).
+    assert set(statuses) <= {401, 503}, f"logins answered {sorted(set(statuses))}"
+    assert 401 in statuses, "no login was ever hashed"
     worst = max(latencies)
     print(f"\n/ready under {FLOOD_CLIENTS} concurrent logins: worst {worst * 1000:.0f} ms, "
-          f"median {statistics.median(latencies) * 1000:.0f} ms; {len(statuses)} logins answered")  # fmt: skip
+          f"median {statistics.median(latencies) * 1000:.0f} ms; {len(statuses)} logins answered, "
+          f"{statuses.count(503)} turned away with 503")  # fmt: skip
     assert worst < timeout, f"RUN-2: /ready took {worst:.1f} s under a login flood; the probe gives up at {timeout} s"
 
 

@@ -28,11 +28,16 @@ async def overloaded_handler(_request: Request, _exc: Exception) -> JSONResponse
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s)
+    engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s, settings.database_url_file)
     # /ready gets a connection of its own: a pool busy with requests must not read as an outage
     # (a probe that waits on it times out, and Kubernetes takes the pod out of the load balancer).
     ready_engine = create_db_engine(
-        settings.database_url, settings.database_connect_timeout_s, pool_size=1, max_overflow=1, pool_timeout=2
+        settings.database_url,
+        settings.database_connect_timeout_s,
+        settings.database_url_file,
+        pool_size=1,
+        max_overflow=1,
+        pool_timeout=2,
     )
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.password_hash_workers, settings.password_hash_max_waiting)
     limiter = RateLimiter(

@@ -1,8 +1,11 @@
 """Rate limits on the routes that cost a bcrypt hash or create an account (RUN-2).
 
-The counting is the `limits` library's, asynchronous so that a slow shared store never blocks
-the event loop, with the sliding-window-counter strategy: two counters a key, which the store
-drops once they expire, so a flood of distinct names or addresses leaves no memory behind.
+The counting is the `limits` library's sliding-window counter, asynchronous so that a slow shared
+store never blocks the event loop. It keeps two counters a key, which the store drops once they
+expire, in one cheap pass (limits/aio/storage/memory.py): a flood of distinct names or addresses
+leaves no memory behind. (The moving window keeps every hit, and the synchronous memory store
+every key it has seen.) The count is weighted across two fixed windows, so just after a window
+turns, up to the previous window's share may pass again: a limit, not an exact quota.
 
 RATE_LIMIT_STORAGE_URI names the store. `async+memory://` counts per pod: behind N replicas a
 client may make N times the limit, since the load balancer spreads its requests. To share one

@@ -1,9 +1,25 @@
 """Engine and sessions. One engine per application, made from the settings."""
 
-from sqlalchemy import Engine, create_engine, make_url
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
 
 
-def create_db_engine(database_url: str, connect_timeout_s: int, **pool: int) -> Engine:
+def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
+    """Every new connection takes its user, password, host and database from `url_file` as it is now.
+
+    The file is the mounted `db-secret` Secret: after a rotation it holds the new password while
+    the connections already in the pool, opened with the old one, keep working (RUN-2).
+    """
+
+    @event.listens_for(engine, "do_connect")
+    def _current_credentials(_dialect: Any, _record: Any, _args: Any, cparams: dict[str, Any]) -> None:
+        current = make_url(url_file.read_text(encoding="utf-8").strip())
+        cparams.update(current.translate_connect_args(username="user", database="dbname"))
+
+
+def create_db_engine(database_url: str, connect_timeout_s: int, url_file: Path | None = None, **pool: int) -> Engine:
     """`pool` (pool_size, max_overflow, pool_timeout) sizes a PostgreSQL engine's connection pool."""
     url = make_url(database_url)
     # A database error's text would otherwise quote the statement's parameters (a username, a
@@ -13,6 +29,9 @@ def create_db_engine(database_url: str, connect_timeout_s: int, **pool: int) -> 
         return create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False})
     # pool_pre_ping drops connections RDS closed (failover, idle timeout) before a request uses them;
     # the connect timeout keeps /ready quick when the database is unreachable (K8S-1).
-    return create_engine(
+    engine = create_engine(
         url, hide_parameters=True, pool_pre_ping=True, connect_args={"connect_timeout": connect_timeout_s}, **pool
     )
+    if url_file is not None:
+        read_credentials_on_connect(engine, url_file)
+    return engine
