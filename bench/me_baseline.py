@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True, connect_args={"connect_timeout": 3})
 SECRET_KEY = os.environ["SECRET_KEY"]
+ISSUER, AUDIENCE = os.environ["JWT_ISSUER"], os.environ["JWT_AUDIENCE"]
 QUERY = text("SELECT id, username, created_at FROM users WHERE username = :username")
 
 app = FastAPI()
@@ -31,7 +32,14 @@ def me(authorization: Annotated[str, Header()] = "") -> dict[str, object]:
     if scheme.lower() != "bearer":
         raise HTTPException(401)
     try:
-        claims = jwt.decode(token, SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "iat", "sub"]})
+        claims = jwt.decode(
+            token,
+            SECRET_KEY,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
     except jwt.PyJWTError:
         raise HTTPException(401) from None
     with engine.connect() as connection:

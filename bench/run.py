@@ -90,6 +90,9 @@ SERVICE_ENV = {
     "LOG_LEVEL": "INFO",
     "SECRET_KEY": "bench-" + "0123456789abcdef" * 3,
     "DATABASE_URL": BENCH_DATABASE_URL,
+    # Set for both servers, so the hand-written app checks the same claims as the service.
+    "JWT_ISSUER": "orders-api/auth",
+    "JWT_AUDIENCE": "orders-api",
     # The login rows measure a login's work; the limits that answer 429 are raised out of the way.
     "RATE_LIMIT_LOGIN_PER_CLIENT": "1000000/minute",
     "RATE_LIMIT_LOGIN_FAILURES_PER_CLIENT_AND_USERNAME": "1000000/minute",
