@@ -91,6 +91,7 @@ def world(service: Path) -> dict:
     return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
             "principals": principals, "boundaries": rendered["boundary_arns"],
             "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
+            "state_key_tags": _resource_tags(service, "bootstrap", "main.tf", "aws_kms_key", "state"),
             "oidc_provider": f"arn:aws:iam::{account}:oidc-provider/gitlab.com"}
 
 
@@ -113,12 +114,27 @@ def _key_policy(service: Path, stack: str, file: str, label: str, account: str) 
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _resource_tags(service: Path, stack: str, file: str, kind: str, label: str) -> dict[str, str]:
+    """Tags a resource of the stack gets: the provider's default_tags, then its own tags."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    with (service / "infra" / "terraform" / stack / file).open() as handle:
+        parsed = hcl2.load(handle, serialization_options=options)
+    one = lambda block: block[0] if isinstance(block, list) else block
+    provider = next(one(p["aws"]) for p in parsed["provider"] if "aws" in p)
+    tags = dict(one(provider.get("default_tags", {})).get("tags", {}))
+    body = one(next(r[kind][label] for r in parsed["resource"] if label in r.get(kind, {})))
+    tags.update(body.get("tags", {}))
+    return {key: value for key, value in tags.items() if "${" not in value}
+
+
 def cases(w: dict) -> list[Case]:
     s, a, r, zone = w["slug"], w["account"], w["region"], w["zone"]
     bucket = f"arn:aws:s3:::{s}-tfstate-{a}"
     state_key = f"arn:aws:kms:{r}:{a}:key/11111111-2222-3333-4444-555555555555"
-    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"], "aws:ResourceTag/Project": s,
-                     "aws:ResourceTag/Stack": "bootstrap"}
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"],
+                     **{f"aws:ResourceTag/{k}": v for k, v in w["state_key_tags"].items()}}
     env_key = f"arn:aws:kms:{r}:{a}:key/66666666-7777-8888-9999-000000000000"
     key_policy = w["state_key_policy"]  # the environment keys delegate to IAM the same way (database.tf)
     tags = {env: {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s} for env in ("dev", "prod")}
@@ -384,6 +400,9 @@ def test_every_scoped_action_can_be_scoped_and_exists(world: dict) -> None:
     named: set[str] = set()
     scoped: dict[str, list[str]] = {}
     for principal, statement in _statements(world):
+        if "Action" not in statement:  # NotAction: a deny of everything but the named actions
+            named.update(a for a in statement["NotAction"] if "*" not in a)
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for action in actions:
@@ -407,3 +426,87 @@ def test_wildcard_only_lookup_knows_create_cluster() -> None:
     proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=names, text=True,
                           capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
     assert json.loads(proc.stdout) == {"eks:CreateCluster": True, "eks:DeleteCluster": False}
+
+
+@dataclass(frozen=True)
+class TagThenAct:
+    """Tag a resource as one's own, then, if that was allowed, act on it with the new tags."""
+
+    principal: str
+    tag_action: str
+    resource: str
+    tags: dict
+    then: list[str]
+    why: str
+    context: dict = field(default_factory=dict)
+    resource_policy: dict | None = None
+
+
+def _tag_then_act(w: dict, sequences: list[TagThenAct]) -> list[str]:
+    """Every sequence whose tagging step is allowed and whose next step is then allowed."""
+    request_tags = lambda t: {**{f"aws:RequestTag/{k}": v for k, v in t.items()}, "aws:TagKeys": sorted(t)}
+    steps = [Case(q.principal, q.tag_action, q.resource, ALLOW, q.why, {**q.context, **request_tags(q.tags)},
+                  q.resource_policy) for q in sequences]
+    tagged = [q for q, result in zip(sequences, _simulate(w, steps), strict=True) if result["result"] == "Allowed"]
+    follow = [Case(q.principal, action, q.resource, DENY, q.why,
+                   {**q.context, **{f"aws:ResourceTag/{k}": v for k, v in q.tags.items()}}, q.resource_policy)
+              for q in tagged for action in q.then]
+    results = _simulate(w, follow) if follow else []
+    for case, result in zip(follow, results, strict=True):
+        assert result["result"] != "error", f"simulator rejected {case}: {result.get('detail')}"
+    return [f"{c.principal}: {c.why}: tagged {c.resource}, then {c.action} allowed"
+            for c, result in zip(follow, results, strict=True) if result["result"] == "Allowed"]
+
+
+def test_iam1_no_role_tags_a_resource_into_its_reach(world: dict) -> None:
+    """IAM-1: "resources tagged for my environment" must not include what a role can tag itself."""
+    w, s, a, r = world, world["slug"], world["account"], world["region"]
+    key = lambda n: f"arn:aws:kms:{r}:{a}:key/{n}1111111-2222-3333-4444-555555555555"
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"],
+                     **{f"aws:ResourceTag/{k}": v for k, v in w["state_key_tags"].items()}}
+    key_policy = w["state_key_policy"]
+    destroy_key = ["kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKey", "kms:CreateGrant"]
+    own = lambda env: {"Environment": env, "Project": s}
+    sequences = [
+        TagThenAct("dev", "kms:TagResource", key(0), own("dev"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("prod", "kms:TagResource", key(0), own("prod"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("dev", "kms:TagResource", key(1), own("dev"), destroy_key, "an untagged key of the account",
+                   {}, key_policy),
+        TagThenAct("prod", "kms:TagResource", key(1), own("prod"), destroy_key, "an untagged key of the account",
+                   {}, key_policy),
+        TagThenAct("dev", "kms:TagResource", key(2), own("dev"), destroy_key, "a prod key",
+                   {"aws:ResourceTag/Environment": "prod", "aws:ResourceTag/Project": s}, key_policy),
+        TagThenAct("dev-made-admin", "kms:TagResource", key(0), own("dev"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("prod-grown-admin", "kms:TagResource", key(0), own("prod"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+    ]
+    escalations = _tag_then_act(w, sequences)
+    assert not escalations, "IAM-1: tag-then-act escalation:\n" + "\n".join(escalations)
+
+
+def test_iam1_tagging_is_still_possible_where_the_apply_needs_it(world: dict) -> None:
+    """The contained roles still create keys with their tags and retag their own keys."""
+    w, s, a, r = world, world["slug"], world["account"], world["region"]
+    key = f"arn:aws:kms:{r}:{a}:key/71111111-2222-3333-4444-555555555555"
+    table = [
+        Case(env, "kms:TagResource", "*", ALLOW, "CreateKey with Tags (authorized on *)",
+             {"aws:RequestTag/Environment": env, "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"]})
+        for env in ("dev", "prod")
+    ] + [
+        Case(env, "kms:TagResource", key, ALLOW, "retag its own key",
+             {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s,
+              "aws:RequestTag/Environment": env, "aws:TagKeys": ["Environment"]}, w["state_key_policy"])
+        for env in ("dev", "prod")
+    ] + [
+        Case("dev", "kms:TagResource", key, DENY, "hand its key to prod",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": s,
+              "aws:RequestTag/Environment": "prod", "aws:TagKeys": ["Environment"]}, w["state_key_policy"]),
+    ]
+    results = _simulate(w, table)
+    wrong = [f"{c.principal} {c.action} {c.resource}: {res['result']}, expected {c.expected} ({c.why})"
+             for c, res in zip(table, results, strict=True)
+             if (ALLOW if res["result"] == "Allowed" else DENY) != c.expected]
+    assert not wrong, "\n".join(wrong)

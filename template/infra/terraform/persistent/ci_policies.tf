@@ -37,6 +37,19 @@ locals {
   state_key_condition = {
     "ForAnyValue:StringEquals" = { "kms:ResourceAliases" = ["alias/${local.state_bucket}"] }
   }
+  # The bootstrap stack tags what every environment shares (state bucket and key) with this
+  # Environment value: no environment's "own tag" rule can ever match it.
+  shared_environment = "shared"
+
+  # IAM-1: the state key is used by every CI role (state objects) and managed by none: tagging,
+  # policy, deletion, grants stay with the account administrator who applies bootstrap/.
+  deny_state_key_management = {
+    Sid       = "StateKeyIsUsedNeverManaged"
+    Effect    = "Deny"
+    NotAction = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
+    Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+    Condition = local.state_key_condition
+  }
 
   in_region = { StringEquals = { "aws:RequestedRegion" = [var.aws_region] } }
 
@@ -49,7 +62,7 @@ locals {
       Action   = "*"
       Resource = "*"
       Condition = {
-        StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+        StringNotEquals = { "aws:ResourceTag/Environment" = [env, local.shared_environment] }
         Null            = { "aws:ResourceTag/Environment" = "false" }
       }
     }
@@ -128,6 +141,7 @@ locals {
             Resource = "*"
           },
           local.deny_other_service,
+          local.deny_state_key_management,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
@@ -376,9 +390,34 @@ locals {
           # Keys of this environment only: created with its tags, managed while they carry them.
           Sid       = "CreateOwnKeys"
           Effect    = "Allow"
-          Action    = ["kms:CreateKey", "kms:TagResource"]
+          Action    = "kms:CreateKey"
           Resource  = "*"
           Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          # CreateKey's Tags are authorized as kms:TagResource on "*", not on a key (KMS developer
+          # guide, "Controlling access to tags"); the deny below keeps this off existing keys.
+          Sid       = "TagNewOwnKeys"
+          Effect    = "Allow"
+          Action    = "kms:TagResource"
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          # IAM-1: tagging a key is how a role would make it its own (tag, then kms:* below): only
+          # keys already tagged for this environment are retagged, never an untagged or shared one.
+          Sid       = "NeverTagAKeyIntoThisEnvironment"
+          Effect    = "Deny"
+          Action    = ["kms:TagResource", "kms:UntagResource"]
+          Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+          Condition = { StringNotEquals = { "aws:ResourceTag/Environment" = [env] } }
+        },
+        {
+          Sid       = "NeverTagAKeyOutOfThisEnvironment"
+          Effect    = "Deny"
+          Action    = "kms:TagResource"
+          Resource  = "*"
+          Condition = { StringNotEquals = { "aws:RequestTag/Environment" = [env] }, Null = { "aws:RequestTag/Environment" = "false" } }
         },
         {
           Sid       = "ManageOwnKeys"
@@ -524,6 +563,7 @@ locals {
         },
         local.deny_other_environment[env],
         local.deny_other_service,
+        local.deny_state_key_management,
         local.deny_boundary_changes,
         local.deny_boundary_removal,
         local.deny_long_lived_identities,
