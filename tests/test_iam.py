@@ -173,6 +173,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "kms:ScheduleKeyDeletion", env_key, ALLOW, "its own key", tags["dev"], resource_policy=key_policy),
         Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key",
              state_key_ctx, key_policy),
+        Case("dev-made-admin", "kms:ListGrants", env_key, ALLOW, "the EKS module's ClusterEncryption policy (cluster role)",
+             tags["dev"], key_policy),
         # --- secrets ----------------------------------------------------------------------------------
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "database"), DENY, "prod secret", tags["prod"]),
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "prod signing key", tags["prod"]),
@@ -285,6 +287,36 @@ def cases(w: dict) -> list[Case]:
         Case("prod-grown-admin", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "boundary stays"),
         Case("prod-grown-admin", "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{r}:{a}:secret:x-AbCdEf",
              DENY, "another service's secret", {"aws:ResourceTag/Project": "other"}),
+        # --- IAM-2: the CI boundary is a ceiling even for a prod role that made itself admin ------------
+        Case("prod-grown-admin", "iam:CreateRole", role("backdoor"), DENY, "a role outside the service, no boundary"),
+        Case("prod-grown-admin", "iam:CreateRole", role("backdoor"), DENY, "outside the service, CI boundary",
+             ci_boundary),
+        Case("prod-grown-admin", "iam:AttachRolePolicy", role("OrganizationAccountAccessRole"), DENY,
+             "AdministratorAccess to an admin role of the account", admin_policy),
+        Case("prod-grown-admin", "iam:UpdateAssumeRolePolicy", role("OrganizationAccountAccessRole"), DENY,
+             "trust itself into an untagged admin role"),
+        Case("prod-grown-admin", "iam:PutRolePermissionsBoundary", role("OrganizationAccountAccessRole"), DENY,
+             "rewrite another role", ci_boundary),
+        Case("prod-grown-admin", "iam:PassRole", role("OrganizationAccountAccessRole"), DENY, "run EC2 as admin",
+             {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Case("prod-grown-admin", "iam:PutRolePolicy", role(f"{s}-prod-x"), DENY, "a prod role without boundary"),
+        Case("prod-grown-admin", "iam:CreateRole", role(f"{s}-prod-x"), DENY, "prod role under the CI boundary",
+             ci_boundary),
+        Case("prod-grown-admin", "iam:CreateRole", role(f"{s}-gitlab-backdoor"), DENY, "CI role without boundary"),
+        Case("prod-grown-admin", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY,
+             "AdministratorAccess to itself, boundary kept", {**ci_boundary, **admin_policy}),
+        Case("prod-grown-admin", "iam:CreatePolicyVersion", f"arn:aws:iam::{a}:policy/PlatformAdmins", DENY,
+             "rewrite a policy of the account"),
+        Case("prod-grown-admin", "iam:SetDefaultPolicyVersion", f"arn:aws:iam::{a}:policy/PlatformAdmins", DENY,
+             "roll a policy of the account to another version"),
+        Case("prod-grown-admin", "iam:AttachUserPolicy", f"arn:aws:iam::{a}:user/someone", DENY, "a user", admin_policy),
+        Case("prod-grown-admin", "iam:AddUserToGroup", f"arn:aws:iam::{a}:group/admins", DENY, "a group"),
+        Case("prod", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), ALLOW, "applies its own attachment",
+             {**ci_boundary, "iam:PolicyARN": f"arn:aws:iam::{a}:policy/{s}-gitlab-prod-terraform"}),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-nodes"), ALLOW, "node role policy of the EKS module",
+             {**dev_boundary, "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"}),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-nodes"), DENY, "admin on a bounded dev role",
+             {**dev_boundary, **admin_policy}),
         # --- images: ECR-1 and CI-4 ---------------------------------------------------------------------
         Case("dev", "ecr:PutImage", repo, DENY, "dev writes no tag"),
         Case("dev", "ecr:DeleteRepository", repo, DENY, "persistent repository"),
@@ -404,7 +436,8 @@ def test_every_scoped_action_can_be_scoped_and_exists(world: dict) -> None:
             named.update(a for a in statement["NotAction"] if "*" not in a)
             continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resource = statement.get("Resource", "*")  # NotResource only in denies
+        resources = resource if isinstance(resource, list) else [resource]
         for action in actions:
             if "*" in action:
                 continue

@@ -109,6 +109,25 @@ locals {
 
   # --- Boundaries (IAM-2) ------------------------------------------------------------------
 
+  # The IAM writes the iam:PermissionsBoundary condition key describes (Service Authorization
+  # Reference, IAM): the new boundary of CreateRole/PutRolePermissionsBoundary, the role's
+  # boundary for the others. A role without a boundary has none, which StringNotEquals denies.
+  role_writes = [
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+  ]
+  # Each name prefix of this service and the boundary its roles carry (keys of boundary_arns).
+  service_role_arns   = { for key in keys(local.boundary_names) : key => "${local.arn.iam_role}/${var.project_slug}-${key == "ci" ? "gitlab" : key}-*" }
+  service_policy_arns = { for key in keys(local.boundary_names) : key => "${local.arn.iam_policy}/${var.project_slug}-${key == "ci" ? "gitlab" : key}-*" }
+  eks_managed_policy_arns = [
+    for name in ["AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"] :
+    "arn:aws:iam::aws:policy/${name}"
+  ]
+
   boundary_policies = merge(
     {
       # The CI roles: at most the services the stacks and jobs use, never another service's
@@ -116,7 +135,7 @@ locals {
       # policies, cannot grow past this.
       ci = jsonencode({
         Version = "2012-10-17"
-        Statement = [
+        Statement = concat([
           {
             Sid    = "ServicesTheStacksUse"
             Effect = "Allow"
@@ -145,23 +164,51 @@ locals {
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
+          # IAM-2: a ceiling even for a role that rewrote its own policies. Roles and policies
+          # are written only under this service's names, each role under its prefix's boundary;
+          # no other role of the account (an administrator's, OrganizationAccountAccessRole) is
+          # attached to, trusted into, passed or rewritten.
           {
-            Sid    = "CiRolesKeepTheCiBoundary"
-            Effect = "Deny"
-            Action = [
-              "iam:AttachRolePolicy",
-              "iam:CreateRole",
-              "iam:DeleteRolePolicy",
-              "iam:DetachRolePolicy",
-              "iam:PutRolePermissionsBoundary",
-              "iam:PutRolePolicy",
-            ]
-            Resource = "${local.arn.iam_role}/${var.project_slug}-gitlab-*"
+            Sid         = "OnlyThisServicesRoles"
+            Effect      = "Deny"
+            Action      = concat(local.role_writes, ["iam:PassRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy"])
+            NotResource = values(local.service_role_arns)
+          },
+          {
+            Sid         = "OnlyThisServicesPolicies"
+            Effect      = "Deny"
+            Action      = ["iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"]
+            NotResource = values(local.service_policy_arns)
+          },
+          {
+            Sid      = "NoUserOrGroupRights"
+            Effect   = "Deny"
+            Action   = ["iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:AttachUserPolicy", "iam:PutGroupPolicy", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary"]
+            Resource = "*"
+          },
+          {
+            # AWS managed policies: only those the EKS module attaches to the cluster and node roles.
+            Sid      = "AttachOnlyThisServicesPolicies"
+            Effect   = "Deny"
+            Action   = "iam:AttachRolePolicy"
+            Resource = "*"
             Condition = {
-              StringNotEquals = { "iam:PermissionsBoundary" = [local.boundary_arns.ci] }
+              ArnNotLike = { "iam:PolicyARN" = concat(values(local.service_policy_arns), local.eks_managed_policy_arns) }
             }
           },
-        ]
+          ],
+          [
+            for key, arn in local.service_role_arns : {
+              Sid      = "${title(key)}RolesKeepThe${title(key)}Boundary"
+              Effect   = "Deny"
+              Action   = local.role_writes
+              Resource = arn
+              Condition = {
+                StringNotEquals = { "iam:PermissionsBoundary" = [local.boundary_arns[key]] }
+              }
+            }
+          ],
+        )
       })
     },
     {
@@ -192,6 +239,8 @@ locals {
               "iam:ListServerCertificates",
               "kms:CreateGrant",
               "kms:Decrypt",
+              # The EKS module's ClusterEncryption policy (cluster role): envelope encryption of secrets.
+              "kms:ListGrants",
               "kms:DescribeKey",
               "kms:Encrypt",
               "kms:GenerateDataKey*",
