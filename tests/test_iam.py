@@ -13,6 +13,7 @@ the dev boundary: whatever it holds, that role must not reach prod either (privi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ def world(service: Path) -> dict:
         "identity": [ADMIN],
         "boundary": json.loads(rendered["boundary_policies"]["dev"]),
     }
+    # Upper bounds of two roles the stack creates (their module/managed policies are narrower):
+    # the load balancer controller, reachable from kube-system pods, and the EKS cluster role.
+    for name in ("lb-controller", "cluster"):
+        principals[f"dev-{name}"] = {
+            "arn": f"arn:aws:iam::{account}:role/{slug}-dev-{name}",
+            "identity": [ADMIN],
+            "boundary": json.loads(rendered["boundary_policies"]["dev"]),
+        }
     # The worst the prod role can do to itself: it applies its own policies, so AdministratorAccess.
     principals["prod-grown-admin"] = {
         "arn": f"arn:aws:iam::{account}:role/{slug}-gitlab-prod",
@@ -151,6 +160,13 @@ def cases(w: dict) -> list[Case]:
     instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
     sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
     region = {"aws:RequestedRegion": r}
+    eni = f"arn:aws:ec2:{r}:{a}:network-interface/eni-0123456789abcdef0"
+    asg = f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab:autoScalingGroupName/eks-x"
+    asg_tags = lambda t: {**{f"aws:ResourceTag/{k}": v for k, v in t.items()},
+                          **{f"autoscaling:ResourceTag/{k}": v for k, v in t.items()}}
+    alb = f"arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/k8s-x/0123456789abcdef"
+    listener = f"arn:aws:elasticloadbalancing:{r}:{a}:listener/app/k8s-x/0123456789abcdef/0123456789abcdef"
+    target_group = f"arn:aws:elasticloadbalancing:{r}:{a}:targetgroup/k8s-x/0123456789abcdef"
     dev_boundary = {"iam:PermissionsBoundary": w["boundaries"]["dev"]}
     ci_boundary = {"iam:PermissionsBoundary": w["boundaries"]["ci"]}
     admin_policy = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
@@ -216,6 +232,47 @@ def cases(w: dict) -> list[Case]:
              {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
         Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation", {**tags["prod"], **region}),
         Case("dev-made-admin", "rds:DeleteDBInstance", db("prod"), DENY, "escalation", tags["prod"]),
+        # --- untagged resources: whoever created them, not in reach (IAM-1) ------------------------------
+        Case("dev", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev", "ec2:DeleteSecurityGroup", sg, DENY, "an untagged security group", region),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "open an untagged security group", region),
+        Case("dev", "ec2:DeleteNetworkInterface", eni, DENY, "an untagged ENI (a pod's, an ALB's)", region),
+        Case("prod", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev", "autoscaling:UpdateAutoScalingGroup", asg, DENY, "prod node group ASG, EKS's tags only",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod"}), **region}),
+        Case("dev", "autoscaling:DeleteAutoScalingGroup", asg, DENY, "prod node group ASG, tagged by cluster.tf",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod", "Environment": "prod", "Project": s}), **region}),
+        Case("dev", "autoscaling:CreateOrUpdateTags", asg, DENY, "tag prod's node group ASG",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod"}), "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
+        Case("dev", "autoscaling:SetDesiredCapacity", asg, DENY, "an untagged ASG", region),
+        Case("dev", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("prod", "elasticloadbalancing:ModifyListener", listener, DENY, "an untagged listener", region),
+        Case("dev", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("dev", "ec2:DisableEbsEncryptionByDefault", "*", DENY, "account-wide EBS encryption", region),
+        Case("prod", "ec2:EnableEbsEncryptionByDefault", "*", DENY, "account-wide EBS encryption", region),
+        Case("prod", "ec2:ModifyInstanceMetadataDefaults", "*", DENY, "account-wide IMDS defaults", region),
+        Case("prod-grown-admin", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("prod-grown-admin", "ec2:DisableEbsEncryptionByDefault", "*", DENY, "account-wide", region),
+        Case("dev-made-admin", "ec2:ModifyInstanceMetadataDefaults", "*", DENY, "account-wide IMDS", region),
+        Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev-made-admin", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, DENY, "untagged listener", region),
+        Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "an untagged security group", region),
+        Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "prod's ALB",
+             {**tags["prod"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:CreateLoadBalancer", alb, ALLOW, "an Ingress, tagged (defaultTags)",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, ALLOW, "its own listener",
+             {**tags["dev"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:RegisterTargets", target_group, ALLOW, "its own target group",
+             {**tags["dev"], **region}),
+        Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "the node security group (tagged)",
+             {**tags["dev"], **region}),
+        Case("dev-cluster", "ec2:CreateNetworkInterface", eni, ALLOW, "EKS places control plane ENIs (its own tags)",
+             region),
+        Case("dev-cluster", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
         # --- what the nightly apply of dev needs (a contained role must still work) ---------------------
         Case("dev", "eks:CreateCluster", "*", ALLOW, "apply dev",
              {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s}),
@@ -235,7 +292,24 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "kms:CreateKey", "*", DENY, "a key tagged for prod",
              {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s}),
         Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", ALLOW, "apply dev",
-             {"aws:RequestTag/Environment": "dev", **region}),
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", DENY, "a network tagged for prod",
+             {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateTags", vpc, ALLOW, "tags on create", {"ec2:CreateAction": "CreateVpc", **region,
+             "aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"]}),
+        Case("dev", "ec2:CreateSubnet", f"arn:aws:ec2:{r}:{a}:subnet/*", ALLOW, "apply dev",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateSubnet", vpc, ALLOW, "in its own VPC", {**tags["dev"], **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{r}:{a}:security-group-rule/*", ALLOW,
+             "database_from_nodes rule, tagged", {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s,
+                                                  **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "its database firewall", {**tags["dev"], **region}),
+        Case("dev", "ec2:CreateTags", sg, ALLOW, "the EKS module tags the cluster security group EKS created",
+             {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-dev", "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
+        Case("dev", "autoscaling:CreateOrUpdateTags", asg, ALLOW, "cluster.tf tags the node group's ASG",
+             {**asg_tags({"eks:cluster-name": f"{s}-dev"}), "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
         Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-dev/cluster", ALLOW,
              "control plane logs", region),
         Case("dev", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/aws/service/eks/optimized-ami/1.34/x", ALLOW,
@@ -481,8 +555,14 @@ def _tag_then_act(w: dict, sequences: list[TagThenAct]) -> list[str]:
     steps = [Case(q.principal, q.tag_action, q.resource, ALLOW, q.why, {**q.context, **request_tags(q.tags)},
                   q.resource_policy) for q in sequences]
     tagged = [q for q, result in zip(sequences, _simulate(w, steps), strict=True) if result["result"] == "Allowed"]
-    follow = [Case(q.principal, action, q.resource, DENY, q.why,
-                   {**q.context, **{f"aws:ResourceTag/{k}": v for k, v in q.tags.items()}}, q.resource_policy)
+    def now_tagged(q: TagThenAct) -> dict:
+        service = q.tag_action.split(":")[0]
+        keys = {f"aws:ResourceTag/{k}": v for k, v in q.tags.items()}
+        if service in ("autoscaling", "ec2", "elasticloadbalancing"):  # service-specific alias of the key
+            keys.update({f"{service}:ResourceTag/{k}": v for k, v in q.tags.items()})
+        return {**q.context, **keys}
+
+    follow = [Case(q.principal, action, q.resource, DENY, q.why, now_tagged(q), q.resource_policy)
               for q in tagged for action in q.then]
     results = _simulate(w, follow) if follow else []
     for case, result in zip(follow, results, strict=True):
@@ -516,6 +596,32 @@ def test_iam1_no_role_tags_a_resource_into_its_reach(world: dict) -> None:
         TagThenAct("prod-grown-admin", "kms:TagResource", key(0), own("prod"), destroy_key, "the state key",
                    state_key_ctx, key_policy),
     ]
+    instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
+    sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
+    eni = f"arn:aws:ec2:{r}:{a}:network-interface/eni-0123456789abcdef0"
+    asg = f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab:autoScalingGroupName/x"
+    alb = f"arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/x/0123456789abcdef"
+    region = {"aws:RequestedRegion": r}
+    sequences += [
+        TagThenAct(p, "ec2:CreateTags", instance, own(env), ["ec2:TerminateInstances", "ec2:ModifyInstanceAttribute"],
+                   "an untagged instance", region)
+        for p, env in (("dev", "dev"), ("prod", "prod"), ("dev-made-admin", "dev"), ("dev-lb-controller", "dev"))
+    ] + [
+        TagThenAct("dev", "ec2:CreateTags", sg, own("dev"),
+                   ["ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"], "an untagged security group",
+                   region),
+        TagThenAct("dev-lb-controller", "ec2:CreateTags", sg, own("dev"), ["ec2:AuthorizeSecurityGroupIngress"],
+                   "an untagged security group", region),
+        TagThenAct("prod", "ec2:CreateTags", eni, own("prod"), ["ec2:DeleteNetworkInterface"], "an untagged ENI",
+                   region),
+        TagThenAct("dev", "autoscaling:CreateOrUpdateTags", asg, own("dev"),
+                   ["autoscaling:DeleteAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"], "an untagged ASG",
+                   region),
+        TagThenAct("dev", "elasticloadbalancing:AddTags", alb, own("dev"), ["elasticloadbalancing:DeleteLoadBalancer"],
+                   "an untagged ALB", region),
+        TagThenAct("dev-lb-controller", "elasticloadbalancing:AddTags", alb, own("dev"),
+                   ["elasticloadbalancing:DeleteLoadBalancer"], "an untagged ALB", region),
+    ]
     escalations = _tag_then_act(w, sequences)
     assert not escalations, "IAM-1: tag-then-act escalation:\n" + "\n".join(escalations)
 
@@ -543,3 +649,77 @@ def test_iam1_tagging_is_still_possible_where_the_apply_needs_it(world: dict) ->
              for c, res in zip(table, results, strict=True)
              if (ALLOW if res["result"] == "Allowed" else DENY) != c.expected]
     assert not wrong, "\n".join(wrong)
+
+
+IAM_DATA = IAM_DIR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
+
+
+def _supported_keys(action: str) -> list[str] | None:
+    """Condition keys the Service Authorization Reference lists for an action (iam-data's copy of
+    it): the action's own and those of every resource type it takes. None for an unknown action."""
+    service, name = action.split(":")
+    actions = json.loads((IAM_DATA / "actions" / f"{service}.json").read_text())
+    if name.lower() not in actions:
+        return None
+    entry = actions[name.lower()]
+    resource_types = json.loads((IAM_DATA / "resourceTypes" / f"{service}.json").read_text())
+    keys = list(entry["conditionKeys"])
+    for resource in entry["resourceTypes"]:
+        keys += resource["conditionKeys"] + resource_types.get(resource["name"].lower(), {}).get("conditionKeys", [])
+    return keys
+
+
+def _key_matches(pattern: str, key: str) -> bool:
+    return re.fullmatch(re.sub(r"\\\$\\\{\w+\\\}", ".+", re.escape(pattern)), key, re.IGNORECASE) is not None
+
+
+def _supports(action: str, key: str) -> bool:
+    if key.lower().startswith("aws:") and not re.match(r"aws:(RequestTag/|ResourceTag/|TagKeys$)", key, re.I):
+        return True  # global condition keys are in every request context
+    return any(_key_matches(pattern, key) for pattern in _supported_keys(action) or [])
+
+
+def _expand(action: str) -> list[str]:
+    service, name = action.split(":")
+    actions = json.loads((IAM_DATA / "actions" / f"{service}.json").read_text())
+    pattern = re.escape(name).replace(r"\*", ".*")
+    return [f"{service}:{a['name']}" for a in actions.values() if re.fullmatch(pattern, a["name"], re.IGNORECASE)]
+
+
+def test_every_condition_key_is_supported_by_the_actions_it_conditions(world: dict) -> None:
+    """A key an action does not support is absent from its requests: an Allow on it never
+    applies (the apply fails), a Deny on it never fires (the guard fails open). Checked against
+    the Service Authorization Reference as iam-data carries it (docs/CONTRACTS.md)."""
+    if not IAM_DATA.is_dir():
+        _node()
+    wrong = _dead_condition_keys(_statements(world))
+    assert not wrong, "condition keys that never reach the decision:\n" + "\n".join(wrong)
+
+
+def test_condition_key_check_catches_a_guard_that_never_fires() -> None:
+    if not IAM_DATA.is_dir():
+        _node()
+    guard = {"Sid": "Dead", "Effect": "Deny", "Action": ["ec2:ModifyEbsDefaultKmsKeyId"], "Resource": "*",
+             "Condition": {"StringNotEquals": {"aws:ResourceTag/Environment": ["dev"]}}}
+    assert _dead_condition_keys([("dev", guard)]) == [
+        "dev/Dead: ec2:ModifyEbsDefaultKmsKeyId does not support aws:ResourceTag/Environment"]
+
+
+def _dead_condition_keys(statements: list[tuple[str, dict]]) -> list[str]:
+    wrong = []
+    for principal, statement in statements:
+        if "Condition" not in statement or "Action" not in statement:
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if actions == ["*"]:
+            continue  # deny of everything tagged otherwise: the global tag keys, checked per case
+        for operator, block in statement["Condition"].items():
+            for key, value in block.items():
+                absence_is_the_point = operator == "Null" and value == "true"
+                for action in actions:
+                    if "*" in action:
+                        if not any(_supports(a, key) for a in _expand(action)):
+                            wrong.append(f"{principal}/{statement.get('Sid')}: no {action} supports {key}")
+                    elif not _supports(action, key) and not absence_is_the_point:
+                        wrong.append(f"{principal}/{statement.get('Sid')}: {action} does not support {key}")
+    return sorted(set(wrong))

@@ -559,14 +559,23 @@ def test_tf1_state_and_lock_objects_use_the_project_key(service: Path) -> None:
     assert alias_block["name"] == "alias/${local.state_bucket}", "TF-1: the alias the backends name must exist"
 
 
+def _ephemeral_tags(service: Path, environment: str) -> dict:
+    """ephemeral/tags.tf evaluated by Terraform for one environment."""
+    from terraform_eval import evaluate_locals
+
+    answers = answers_of(service)
+    variables = {"project_slug": answers["project_slug"], "environment": environment}
+    return evaluate_locals(tf_root(service) / "ephemeral", ["tags.tf"], ["environment_tags", "vpc_cni_configuration"],
+                           variables, only_variables=True)
+
+
 def test_net1_vpc_cni_enforces_network_policy(service: Path) -> None:
     import json
 
     addons = named(stack(service, "ephemeral")["module"], "eks")["addons"]
-    config = addons["vpc-cni"].get("configuration_values", "")
-    match = re.fullmatch(r"\$\{jsonencode\((\{.*\})\)\}", config.replace("\n", " "))
-    assert match, f"NET-1: vpc-cni needs configuration_values with enableNetworkPolicy, got {config!r}"
-    assert json.loads(re.sub(r"(\w+)\s*=", r'"\1":', match.group(1))) == {"enableNetworkPolicy": "true"}, (
+    assert addons["vpc-cni"].get("configuration_values") == "${local.vpc_cni_configuration}"
+    config = json.loads(_ephemeral_tags(service, "dev")["vpc_cni_configuration"])
+    assert config["enableNetworkPolicy"] == "true", (
         "NET-1: the VPC CNI enforces NetworkPolicy only with enableNetworkPolicy = \"true\""
     )
     assert addons["vpc-cni"]["before_compute"] is True, "the CNI must be configured before nodes join"
@@ -661,3 +670,33 @@ def test_tf6_budget_per_environment_from_the_answers(service: Path) -> None:
     assert all(n["subscriber_sns_topic_arns"] for n in budget["notification"]), "TF-6: alerts go somewhere"
     provider = next(p["aws"] for p in stack(service, "ephemeral")["provider"] if "aws" in p)
     assert "CostAllocation" in provider["default_tags"][0]["tags"], "TF-6: the budget's tag is on every resource"
+
+
+def test_iam1_what_aws_and_controllers_create_carries_the_environment_tags(service: Path) -> None:
+    """IAM-1 scopes EC2, ELB and Auto Scaling by the Environment tag: what EKS, the VPC CNI and the
+    load balancer controller create must carry it, or no policy can tell whose it is."""
+    import json
+
+    slug = answers_of(service)["project_slug"]
+    for environment in ENVIRONMENTS:
+        evaluated = _ephemeral_tags(service, environment)
+        expected = {"Environment": environment, "Project": slug}
+        assert evaluated["environment_tags"] == expected
+        env = json.loads(evaluated["vpc_cni_configuration"])["env"]
+        assert json.loads(env["ADDITIONAL_ENI_TAGS"]) == expected, "IAM-1: pod ENIs (VPC CNI ADDITIONAL_ENI_TAGS)"
+    blocks = stack(service, "ephemeral")
+    values = named(blocks["resource"], "helm_release", "lb_controller")["values"][0]
+    assert re.search(r"defaultTags\s*=\s*local\.environment_tags", values), (
+        "IAM-1: ALBs, target groups, listeners and security groups of the controller (chart defaultTags)"
+    )
+    asg_tag = named(blocks["resource"], "aws_autoscaling_group_tag", "nodes")
+    assert asg_tag["for_each"] == "${local.environment_tags}", "IAM-1: the node group's ASG (EKS does not tag it)"
+    assert "module.eks.eks_managed_node_groups_autoscaling_group_names" in asg_tag["autoscaling_group_name"]
+    tag = asg_tag["tag"][0] if isinstance(asg_tag["tag"], list) else asg_tag["tag"]
+    assert tag["propagate_at_launch"] is True
+    assert named(blocks["module"], "eks")["tags"] == "${local.environment_tags}", "IAM-1: nodes, volumes, ENIs"
+    vpc = named(blocks["module"], "vpc")
+    for kind in ("security_group", "network_acl", "route_table"):
+        assert vpc[f"manage_default_{kind}"] is False, (
+            f"IAM-1: adopting the VPC's untagged default {kind} means tagging an untagged resource"
+        )

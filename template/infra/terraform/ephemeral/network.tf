@@ -22,6 +22,13 @@ module "vpc" {
   enable_dns_hostnames = true
   enable_dns_support   = true
 
+  # IAM-1: AWS creates the VPC's default security group, network ACL and route table untagged,
+  # and adopting them means tagging untagged resources, which no CI role may do. Nothing uses
+  # them: every subnet has its own route table, every ENI its own security group.
+  manage_default_security_group = false
+  manage_default_network_acl    = false
+  manage_default_route_table    = false
+
   public_subnet_tags = {
     "kubernetes.io/role/elb" = 1
   }

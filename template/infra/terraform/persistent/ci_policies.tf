@@ -107,6 +107,51 @@ locals {
     Resource = "*"
   }
 
+  # IAM-1: EC2 settings of the whole account and region, which carry no tag to scope by: the
+  # other environment and every other service of the account depend on them.
+  deny_account_settings = {
+    Sid    = "NoAccountWideEc2Settings"
+    Effect = "Deny"
+    Action = [
+      "ec2:DisableEbsEncryptionByDefault",
+      "ec2:DisableImageBlockPublicAccess",
+      "ec2:DisableSerialConsoleAccess",
+      "ec2:DisableSnapshotBlockPublicAccess",
+      "ec2:EnableEbsEncryptionByDefault",
+      "ec2:EnableImageBlockPublicAccess",
+      "ec2:EnableSerialConsoleAccess",
+      "ec2:EnableSnapshotBlockPublicAccess",
+      "ec2:ModifyEbsDefaultKmsKeyId",
+      "ec2:ModifyInstanceMetadataDefaults",
+      "ec2:ResetEbsDefaultKmsKeyId",
+    ]
+    Resource = "*"
+  }
+
+  # What the ephemeral stack creates in EC2 (VPC module, EKS module, database.tf), each call with
+  # the provider's default tags in the request (tag on create).
+  network_creates = [
+    "ec2:AllocateAddress",
+    "ec2:CreateFlowLogs",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+  ]
+
+  # The roles AWS itself acts through in an environment: the EKS cluster role (cluster ENIs and
+  # security group, tagged by EKS with its own keys) and the node role (VPC CNI ENIs).
+  aws_operated_roles = {
+    for env in local.environments : env => [
+      "${local.arn.iam_role}/${var.project_slug}-${env}-cluster*",
+      "${local.arn.iam_role}/${var.project_slug}-${env}-nodes",
+    ]
+  }
+
   # --- Boundaries (IAM-2) ------------------------------------------------------------------
 
   # The IAM writes the iam:PermissionsBoundary condition key describes (Service Authorization
@@ -161,6 +206,7 @@ locals {
           },
           local.deny_other_service,
           local.deny_state_key_management,
+          local.deny_account_settings,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
@@ -225,7 +271,8 @@ locals {
               "acm:List*",
               "autoscaling:Describe*",
               "cognito-idp:DescribeUserPoolClient",
-              "ec2:*",
+              "ec2:Describe*",
+              "ec2:Get*",
               "ecr:BatchCheckLayerAvailability",
               "ecr:BatchGetImage",
               "ecr:DescribeImages",
@@ -233,7 +280,7 @@ locals {
               "ecr:GetDownloadUrlForLayer",
               "eks:Describe*",
               "eks-auth:AssumeRoleForPodIdentity",
-              "elasticloadbalancing:*",
+              "elasticloadbalancing:Describe*",
               "iam:CreateServiceLinkedRole",
               "iam:GetServerCertificate",
               "iam:ListServerCertificates",
@@ -282,6 +329,45 @@ locals {
           },
           # BatchGetSecretValue still needs GetSecretValue on each secret it returns.
           { Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },
+          {
+            # EKS acts through these two on resources it creates and tags with its own keys
+            # (cluster ENIs and security group, pod ENIs): AWS managed policies, AWS-operated roles.
+            Sid       = "ClusterAndNodeNetworking"
+            Effect    = "Allow"
+            Action    = ["ec2:*", "elasticloadbalancing:*"]
+            Resource  = "*"
+            Condition = { ArnLike = { "aws:PrincipalArn" = local.aws_operated_roles[env] } }
+          },
+          {
+            # IAM-1: every other role (the load balancer controller) creates what it tags for this
+            # environment (chart defaultTags, ephemeral/cluster.tf) ...
+            Sid       = "CreateTaggedLoadBalancing"
+            Effect    = "Allow"
+            Action    = ["ec2:CreateSecurityGroup", "ec2:CreateTags", "elasticloadbalancing:AddTags", "elasticloadbalancing:Create*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+          },
+          {
+            # ... and changes only what carries this environment's tag: never an untagged resource.
+            Sid       = "ChangeOwnLoadBalancing"
+            Effect    = "Allow"
+            Action    = ["ec2:*", "elasticloadbalancing:*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+          },
+          {
+            # Tagging an untagged resource for this environment would bring it into reach.
+            Sid      = "NeverTagIntoThisEnvironment"
+            Effect   = "Deny"
+            Action   = ["ec2:CreateTags", "elasticloadbalancing:AddTags"]
+            Resource = "*"
+            Condition = {
+              StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+              Null            = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
+              ArnNotLike      = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
+            }
+          },
+          local.deny_account_settings,
           local.deny_other_environment[env],
           local.deny_other_service,
           local.deny_boundary_changes,
@@ -355,13 +441,84 @@ locals {
           Condition = local.state_key_condition
         },
         {
-          # VPC, subnets, NAT, security groups, launch templates: EC2 has no name to scope by,
-          # so the region bounds it and the deny below keeps the other environment out.
-          Sid       = "Network"
+          Sid       = "ReadNetwork"
           Effect    = "Allow"
-          Action    = ["ec2:*", "autoscaling:*", "elasticloadbalancing:Describe*"]
+          Action    = ["ec2:Describe*", "ec2:Get*", "autoscaling:Describe*", "elasticloadbalancing:Describe*"]
           Resource  = "*"
           Condition = local.in_region
+        },
+        {
+          # IAM-1: EC2 has no name to scope by, so the tags are the scope: what this environment
+          # creates carries its tags from the request on (provider default_tags) ...
+          Sid      = "CreateOwnNetwork"
+          Effect   = "Allow"
+          Action   = local.network_creates
+          Resource = "*"
+          Condition = {
+            StringEquals = {
+              "aws:RequestTag/Environment" = [env]
+              "aws:RequestTag/Project"     = [var.project_slug]
+              "aws:RequestedRegion"        = [var.aws_region]
+            }
+          }
+        },
+        {
+          # ... security group rules too (aws_vpc_security_group_*_rule tag them) ...
+          Sid      = "CreateOwnSecurityGroupRules"
+          Effect   = "Allow"
+          Action   = ["ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"]
+          Resource = "arn:aws:ec2:${local.arn.region_prefix}:security-group-rule/*"
+          Condition = {
+            StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] }
+          }
+        },
+        {
+          # ... and only what carries them is changed or deleted: never an untagged resource,
+          # whoever created it (an ALB, an ENI, another team's instance).
+          Sid      = "ChangeOwnNetwork"
+          Effect   = "Allow"
+          Action   = "ec2:*"
+          Resource = "*"
+          Condition = {
+            StringEquals = {
+              "aws:ResourceTag/Environment" = [env]
+              "aws:ResourceTag/Project"     = [var.project_slug]
+              "aws:RequestedRegion"         = [var.aws_region]
+            }
+          }
+        },
+        {
+          # EKS tags the cluster security group it creates with aws:eks:cluster-name only (a
+          # reserved prefix nobody else can write); the EKS module adds this environment's tags.
+          Sid       = "TagOwnClusterSecurityGroup"
+          Effect    = "Allow"
+          Action    = ["ec2:CreateTags", "ec2:DeleteTags"]
+          Resource  = "arn:aws:ec2:${local.arn.region_prefix}:security-group/*"
+          Condition = { StringEquals = { "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"] } }
+        },
+        {
+          # EKS gives the node group's Auto Scaling group its own tags only (eks:cluster-name);
+          # cluster.tf adds this environment's, which the denies below then protect.
+          Sid       = "TagOwnNodeGroupAutoScalingGroup"
+          Effect    = "Allow"
+          Action    = ["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"]
+          Resource  = "arn:aws:autoscaling:${local.arn.region_prefix}:autoScalingGroup:*:autoScalingGroupName/*"
+          Condition = { StringEquals = { "autoscaling:ResourceTag/eks:cluster-name" = ["${var.project_slug}-${env}"] } }
+        },
+        {
+          # IAM-1: tag-then-act. Tagging an untagged resource for this environment would bring it
+          # into reach of ChangeOwnNetwork: only at creation (ec2:CreateAction) or on what is ours.
+          Sid      = "NeverTagIntoThisEnvironment"
+          Effect   = "Deny"
+          Action   = "ec2:CreateTags"
+          Resource = "*"
+          Condition = {
+            StringNotEquals = {
+              "aws:ResourceTag/Environment"          = [env]
+              "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"]
+            }
+            Null = { "ec2:CreateAction" = "true" }
+          }
         },
         {
           Sid    = "OwnCluster"
@@ -462,9 +619,9 @@ locals {
           Condition = { StringNotEquals = { "aws:ResourceTag/Environment" = [env] } }
         },
         {
-          Sid       = "NeverTagAKeyOutOfThisEnvironment"
+          Sid       = "NeverTagAnythingOutOfThisEnvironment"
           Effect    = "Deny"
-          Action    = "kms:TagResource"
+          Action    = ["autoscaling:CreateOrUpdateTags", "ec2:CreateTags", "elasticloadbalancing:AddTags", "kms:TagResource"]
           Resource  = "*"
           Condition = { StringNotEquals = { "aws:RequestTag/Environment" = [env] }, Null = { "aws:RequestTag/Environment" = "false" } }
         },
