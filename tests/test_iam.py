@@ -303,6 +303,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{r}:{a}:security-group-rule/*", ALLOW,
              "database_from_nodes rule, tagged", {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s,
                                                   **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{r}:{a}:security-group-rule/*", ALLOW,
+             "EKS module rules (aws_security_group_rule, untagged)", region),
         Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "its database firewall", {**tags["dev"], **region}),
         Case("dev", "ec2:CreateTags", sg, ALLOW, "the EKS module tags the cluster security group EKS created",
              {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-dev", "aws:RequestTag/Environment": "dev",

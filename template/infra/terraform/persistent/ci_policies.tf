@@ -463,14 +463,12 @@ locals {
           }
         },
         {
-          # ... security group rules too (aws_vpc_security_group_*_rule tag them) ...
-          Sid      = "CreateOwnSecurityGroupRules"
+          # ... a rule is a new object inside a security group, which must be ours (next statement);
+          # aws_security_group_rule (EKS module) sends no tags for it, so none are required here ...
+          Sid      = "CreateRulesInOwnSecurityGroups"
           Effect   = "Allow"
           Action   = ["ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"]
           Resource = "arn:aws:ec2:${local.arn.region_prefix}:security-group-rule/*"
-          Condition = {
-            StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] }
-          }
         },
         {
           # ... and only what carries them is changed or deleted: never an untagged resource,
