@@ -324,7 +324,20 @@ def cases(w: dict) -> list[Case]:
         # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role without boundary"),
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role under the permissive CI boundary", ci_boundary),
-        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), ALLOW, "role under the dev boundary", dev_boundary),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "a role of its own: may trust anyone, outlives "
+             "the destroy", dev_boundary),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-x"), DENY, "trust another account", tags["dev"]),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-nodes"), DENY, "a prod-tagged name",
+             tags["prod"]),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-cluster-evil"), DENY, "not the cluster role's name", dev_boundary),
+        Case("prod", "iam:CreateRole", role(f"{s}-prod-x"), DENY, "a role of its own", {
+            "iam:PermissionsBoundary": w["boundaries"]["prod"]}),
+        *[Case("dev", "iam:CreateRole", role(f"{s}-dev-{name}"), ALLOW, "a role the stack creates", dev_boundary)
+          for name in ("nodes", "lb-controller", "external-secrets", "vpc-flow-log")],
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-cluster-" + "20261201150405000000000001"
+                                           if len(f"{s}-dev-cluster-") <= 38 else f"{s}-dev-cluster"),
+             ALLOW, "the EKS cluster role (name_prefix + 26 characters when it fits)", dev_boundary),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-nodes"), ALLOW, "the stack's own role", tags["dev"]),
         Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-x"), DENY, "admin on an unbounded role", admin_policy),
         Case("dev", "iam:PutRolePolicy", role(f"{s}-gitlab-dev"), DENY, "grow its own rights", ci_boundary),
         Case("dev", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "grow prod's rights",

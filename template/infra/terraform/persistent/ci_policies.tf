@@ -152,6 +152,21 @@ locals {
     ]
   }
 
+  # IAM-2: exactly the roles the ephemeral stack creates (cluster.tf, network.tf). IAM has no
+  # condition key on a trust policy's content, so the names bound which roles a CI role can make
+  # trust someone (docs/infrastructure.md). The cluster role keeps a name prefix when it fits 38
+  # characters (cluster.tf); Terraform then appends 26 characters of timestamp and counter.
+  ephemeral_role_arns = {
+    for env in local.environments : env => concat(
+      [for role in ["nodes", "lb-controller", "external-secrets", "vpc-flow-log"] : "${local.arn.iam_role}/${var.project_slug}-${env}-${role}"],
+      [
+        length("${var.project_slug}-${env}-cluster-") <= 38
+        ? "${local.arn.iam_role}/${var.project_slug}-${env}-cluster-${join("", [for i in range(26) : "?"])}"
+        : "${local.arn.iam_role}/${var.project_slug}-${env}-cluster"
+      ],
+    )
+  }
+
   # --- Boundaries (IAM-2) ------------------------------------------------------------------
 
   # The IAM writes the iam:PermissionsBoundary condition key describes (Service Authorization
@@ -659,12 +674,27 @@ locals {
           Resource = "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/eks/*"
         },
         {
+          # IAM-2: the roles the ephemeral stack creates, under the environment's boundary, and
+          # no other name (a role of one's own could trust another account and outlive the destroy).
+          Sid       = "CreateTheStacksRolesUnderBoundary"
+          Effect    = "Allow"
+          Action    = "iam:CreateRole"
+          Resource  = local.ephemeral_role_arns[env]
+          Condition = { StringEquals = { "iam:PermissionsBoundary" = [local.boundary_arns[env]] } }
+        },
+        {
+          Sid       = "ChangeTheStacksRolesTrust"
+          Effect    = "Allow"
+          Action    = "iam:UpdateAssumeRolePolicy"
+          Resource  = local.ephemeral_role_arns[env]
+          Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+        },
+        {
           # IAM-2: roles of this environment exist only under its boundary.
           Sid    = "OwnRolesUnderBoundary"
           Effect = "Allow"
           Action = [
             "iam:AttachRolePolicy",
-            "iam:CreateRole",
             "iam:DeleteRolePolicy",
             "iam:DetachRolePolicy",
             "iam:PutRolePermissionsBoundary",
@@ -680,7 +710,6 @@ locals {
             "iam:DeleteRole",
             "iam:TagRole",
             "iam:UntagRole",
-            "iam:UpdateAssumeRolePolicy",
             "iam:UpdateRole",
             "iam:UpdateRoleDescription",
           ]
