@@ -38,6 +38,9 @@ BAD_ANSWERS = [
     ("ephemeral_hours_per_day", 25, "between 1 and 24"),
     ("python_version", "3.9", "3.9"),
     ("kubernetes_version", "1.20", "1.20"),
+    ("ci_runner_cidrs", "0.0.0.0/0", "whole internet"),
+    ("ci_runner_cidrs", "203.0.113.0/24, 10.0.0.300/32", "not an IPv4 CIDR"),
+    ("ci_runner_cidrs", "203.0.113.1/24", "not an IPv4 CIDR"),
 ]
 
 
@@ -82,3 +85,10 @@ def test_registry_host_is_derived_once_from_account_and_region(tmp_path: Path) -
     assert registry in (dst / "README.md").read_text()
     answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
     assert "ecr_registry" not in answers, "derived values are recomputed on update, never stored"
+
+
+def test_runner_cidrs_reach_the_eks_endpoint_variable(tmp_path: Path) -> None:
+    """NET-1: the answer becomes the list Terraform opens the EKS API to."""
+    dst = generate(tmp_path / "service", {**REQUIRED, "ci_runner_cidrs": "203.0.113.0/24, 198.51.100.7/32"})
+    tfvars = (dst / "infra" / "terraform" / "ephemeral" / "terraform.tfvars").read_text()
+    assert 'cluster_endpoint_public_cidrs = ["203.0.113.0/24", "198.51.100.7/32"]' in tfvars

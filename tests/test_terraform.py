@@ -645,8 +645,7 @@ def test_availability_zones_chosen_by_zone_id(service: Path) -> None:
 def test_eks_endpoint_closed_by_default_and_prod_protected(service: Path) -> None:
     variables = {label: body for block in stack(service, "ephemeral")["variable"] for label, body in block.items()}
     cidrs = variables["cluster_endpoint_public_cidrs"]
-    assert cidrs["default"] == [], "the public EKS endpoint opens only to listed networks"
-    assert "0.0.0.0/0" in cidrs["validation"][0]["condition"], "0.0.0.0/0 is refused"
+    assert "default" not in cidrs, "NET-1: the runners' CIDRs come from the answers (terraform.tfvars)"
     eks = named(stack(service, "ephemeral")["module"], "eks")
     assert eks["endpoint_public_access"] == "${length(var.cluster_endpoint_public_cidrs) > 0}"
     assert eks["deletion_protection"] == "${var.cluster_deletion_protection}"
@@ -700,3 +699,40 @@ def test_iam1_what_aws_and_controllers_create_carries_the_environment_tags(servi
         assert vpc[f"manage_default_{kind}"] is False, (
             f"IAM-1: adopting the VPC's untagged default {kind} means tagging an untagged resource"
         )
+
+
+def _ephemeral_variables_accepted(service: Path, environment: str, **overrides: object) -> tuple[bool, str]:
+    """Terraform's own validation of the ephemeral stack's variables, with the generated tfvars."""
+    import json
+    import shutil
+    import tempfile
+
+    values = {**tfvars(service, "ephemeral", "terraform.tfvars"), **tfvars(service, "ephemeral", f"{environment}.tfvars")}
+    values.update(overrides)
+    with tempfile.TemporaryDirectory(prefix="tf-vars-") as scratch:
+        root = Path(scratch)
+        shutil.copy(tf_root(service) / "ephemeral" / "variables.tf", root / "variables.tf")
+        (root / "values.auto.tfvars.json").write_text(json.dumps(values))
+        command = TerraformCommand(str(root))
+        assert command.init().retcode == 0
+        applied = command.apply(auto_approve=True, input=False)
+        return applied.retcode == 0, f"{applied.value}\n{applied.error}"
+
+
+def test_net1_the_pipeline_reaches_the_eks_api_or_the_plan_says_why(service: Path) -> None:
+    """With the endpoint closed to the runners, helm_release and every deploy job fail at night:
+    Terraform refuses such variables with a message that says what to set."""
+    import json
+
+    answers = answers_of(service)
+    rendered = tfvars(service, "ephemeral", "terraform.tfvars")["cluster_endpoint_public_cidrs"]
+    expected = [c.strip() for c in str(answers.get("ci_runner_cidrs", "")).split(",") if c.strip()]
+    assert rendered == expected, "NET-1: the runners' CIDRs come from the answer ci_runner_cidrs"
+    accepted, message = _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=[])
+    assert not accepted and "ci_runner_cidrs" in message and "ci_reaches_private_endpoint" in message, message
+    assert _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=["203.0.113.0/24"])[0]
+    assert _ephemeral_variables_accepted(service, "prod", cluster_endpoint_public_cidrs=[],
+                                         ci_reaches_private_endpoint=True)[0]
+    for wide in (["0.0.0.0/0"], ["203.0.113.0/24", "10.1.0.0/0"], ["not-a-cidr"]):
+        accepted, message = _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=wide)
+        assert not accepted and "whole internet" in message, json.dumps(wide)
