@@ -273,6 +273,12 @@ def cases(w: dict) -> list[Case]:
         Case("dev-cluster", "ec2:CreateNetworkInterface", eni, ALLOW, "EKS places control plane ENIs (its own tags)",
              region),
         Case("dev-cluster", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("dev", "logs:PutAccountPolicy", "*", DENY, "subscribe every log group of the account", region),
+        Case("dev", "logs:PutResourcePolicy", "*", DENY, "let any service write the account's logs", region),
+        Case("prod-grown-admin", "logs:DeleteAccountPolicy", "*", DENY, "account-wide logs policy", region),
+        Case("dev-made-admin", "logs:PutAccountPolicy", "*", DENY, "account-wide logs policy", region),
+        Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-dev/cluster", ALLOW,
+             "still creates its own log groups", region),
         # --- what the nightly apply of dev needs (a contained role must still work) ---------------------
         Case("dev", "eks:CreateCluster", "*", ALLOW, "apply dev",
              {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s}),

@@ -107,12 +107,17 @@ locals {
     Resource = "*"
   }
 
-  # IAM-1: EC2 settings of the whole account and region, which carry no tag to scope by: the
-  # other environment and every other service of the account depend on them.
+  # IAM-1: EC2 and CloudWatch Logs settings of the whole account and region, which carry no tag
+  # to scope by: the other environment and every other service of the account depend on them
+  # (a logs account policy can, for one, subscribe every log group to a destination).
   deny_account_settings = {
-    Sid    = "NoAccountWideEc2Settings"
+    Sid    = "NoAccountWideSettings"
     Effect = "Deny"
     Action = [
+      "logs:DeleteAccountPolicy",
+      "logs:DeleteResourcePolicy",
+      "logs:PutAccountPolicy",
+      "logs:PutResourcePolicy",
       "ec2:DisableEbsEncryptionByDefault",
       "ec2:DisableImageBlockPublicAccess",
       "ec2:DisableSerialConsoleAccess",
