@@ -376,15 +376,28 @@ locals {
             Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
           },
           {
+            # What the controller of this cluster created before it tagged with defaultTags
+            # carries its own ownership tag (set at creation, like every tag here): it keeps
+            # managing it, and adds this environment's tags on its next reconcile.
+            Sid       = "ChangeOwnControllerResources"
+            Effect    = "Allow"
+            Action    = ["ec2:*", "elasticloadbalancing:*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:ResourceTag/elbv2.k8s.aws/cluster" = ["${var.project_slug}-${env}"] } }
+          },
+          {
             # Tagging an untagged resource for this environment would bring it into reach.
             Sid      = "NeverTagIntoThisEnvironment"
             Effect   = "Deny"
             Action   = ["ec2:CreateTags", "elasticloadbalancing:AddTags"]
             Resource = "*"
             Condition = {
-              StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
-              Null            = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
-              ArnNotLike      = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
+              StringNotEquals = {
+                "aws:ResourceTag/Environment"           = [env]
+                "aws:ResourceTag/elbv2.k8s.aws/cluster" = ["${var.project_slug}-${env}"]
+              }
+              Null       = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
+              ArnNotLike = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
             }
           },
           local.deny_account_settings,
