@@ -149,7 +149,9 @@ locals {
   ]
 
   # The roles AWS itself acts through in an environment: the EKS cluster role (cluster ENIs and
-  # security group, tagged by EKS with its own keys) and the node role (VPC CNI ENIs).
+  # security group, tagged by EKS with its own keys) and the node role (VPC CNI ENIs). Their
+  # names can be claimed by a branch between two applies (docs/infrastructure.md), so what they
+  # get beyond the tag rules stays narrow: network interfaces.
   aws_operated_roles = {
     for env in local.environments : env => [
       "${local.arn.iam_role}/${var.project_slug}-${env}-cluster*",
@@ -350,13 +352,40 @@ locals {
           # BatchGetSecretValue still needs GetSecretValue on each secret it returns.
           { Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },
           {
-            # EKS acts through these two on resources it creates and tags with its own keys
-            # (cluster ENIs and security group, pod ENIs): AWS managed policies, AWS-operated roles.
-            Sid       = "ClusterAndNodeNetworking"
-            Effect    = "Allow"
-            Action    = ["ec2:*", "elasticloadbalancing:*"]
-            Resource  = "*"
+            # EKS acts through the cluster and node roles on network interfaces it creates
+            # without our tags (control plane ENIs, the VPC CNI's ENIs before ADDITIONAL_ENI_TAGS
+            # applies): AmazonEKSClusterPolicy and AmazonEKS_CNI_Policy, ENIs only.
+            Sid    = "ClusterAndNodeNetworkInterfaces"
+            Effect = "Allow"
+            Action = [
+              "ec2:AssignPrivateIpAddresses",
+              "ec2:AttachNetworkInterface",
+              "ec2:CreateNetworkInterface",
+              "ec2:CreateNetworkInterfacePermission",
+              "ec2:CreateSecurityGroup",
+              "ec2:CreateTags",
+              "ec2:DeleteNetworkInterface",
+              "ec2:DeleteNetworkInterfacePermission",
+              "ec2:DetachNetworkInterface",
+              "ec2:ModifyNetworkInterfaceAttribute",
+              "ec2:UnassignPrivateIpAddresses",
+            ]
+            Resource = [
+              "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:security-group/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:subnet/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:instance/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:vpc/*",
+            ]
             Condition = { ArnLike = { "aws:PrincipalArn" = local.aws_operated_roles[env] } }
+          },
+          {
+            # The cluster security group EKS creates carries aws:eks:cluster-name (reserved prefix).
+            Sid       = "ClusterSecurityGroup"
+            Effect    = "Allow"
+            Action    = "ec2:*"
+            Resource  = "arn:aws:ec2:${local.arn.region_prefix}:security-group/*"
+            Condition = { StringEquals = { "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"] } }
           },
           {
             # IAM-1: every other role (the load balancer controller) creates what it tags for this
@@ -387,17 +416,28 @@ locals {
           },
           {
             # Tagging an untagged resource for this environment would bring it into reach.
-            Sid      = "NeverTagIntoThisEnvironment"
-            Effect   = "Deny"
-            Action   = ["ec2:CreateTags", "elasticloadbalancing:AddTags"]
-            Resource = "*"
+            Sid         = "NeverTagIntoThisEnvironment"
+            Effect      = "Deny"
+            Action      = ["ec2:CreateTags", "elasticloadbalancing:AddTags"]
+            NotResource = "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*"
             Condition = {
               StringNotEquals = {
                 "aws:ResourceTag/Environment"           = [env]
                 "aws:ResourceTag/elbv2.k8s.aws/cluster" = ["${var.project_slug}-${env}"]
               }
-              Null       = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
-              ArnNotLike = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
+              Null = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
+            }
+          },
+          {
+            # The VPC CNI (node role) tags the ENIs it manages; nobody else tags an untagged ENI.
+            Sid      = "OnlyTheCniTagsNetworkInterfaces"
+            Effect   = "Deny"
+            Action   = "ec2:CreateTags"
+            Resource = "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*"
+            Condition = {
+              StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+              Null            = { "ec2:CreateAction" = "true" }
+              ArnNotLike      = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
             }
           },
           local.deny_account_settings,
