@@ -161,7 +161,8 @@ def cases(w: dict) -> list[Case]:
     sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
     region = {"aws:RequestedRegion": r}
     eni = f"arn:aws:ec2:{r}:{a}:network-interface/eni-0123456789abcdef0"
-    asg = f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab:autoScalingGroupName/eks-x"
+    asg = (f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab"
+           ":autoScalingGroupName/eks-x")
     asg_tags = lambda t: {**{f"aws:ResourceTag/{k}": v for k, v in t.items()},
                           **{f"autoscaling:ResourceTag/{k}": v for k, v in t.items()}}
     alb = f"arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/k8s-x/0123456789abcdef"
@@ -189,7 +190,7 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "kms:ScheduleKeyDeletion", env_key, ALLOW, "its own key", tags["dev"], resource_policy=key_policy),
         Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key",
              state_key_ctx, key_policy),
-        Case("dev-made-admin", "kms:ListGrants", env_key, ALLOW, "the EKS module's ClusterEncryption policy (cluster role)",
+        Case("dev-made-admin", "kms:ListGrants", env_key, ALLOW, "EKS module's ClusterEncryption policy (cluster role)",
              tags["dev"], key_policy),
         # --- secrets ----------------------------------------------------------------------------------
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "database"), DENY, "prod secret", tags["prod"]),
@@ -262,7 +263,7 @@ def cases(w: dict) -> list[Case]:
         Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "an untagged security group", region),
         Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "prod's ALB",
              {**tags["prod"], **region}),
-        Case("dev-lb-controller", "elasticloadbalancing:CreateLoadBalancer", alb, ALLOW, "an Ingress, tagged (defaultTags)",
+        Case("dev-lb-controller", "elasticloadbalancing:CreateLoadBalancer", alb, ALLOW, "an Ingress (defaultTags)",
              {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
         Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, ALLOW, "its own listener",
              {**tags["dev"], **region}),
@@ -271,7 +272,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "the node security group (tagged)",
              {**tags["dev"], **region}),
         Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, ALLOW,
-             "a listener it created before defaultTags", {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-dev", **region}),
+             "a listener it created before defaultTags",
+             {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-dev", **region}),
         Case("dev-lb-controller", "elasticloadbalancing:AddTags", alb, ALLOW, "adds defaultTags to its older ALB",
              {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-dev", "aws:RequestTag/Environment": "dev",
               "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
@@ -282,9 +284,11 @@ def cases(w: dict) -> list[Case]:
         Case("dev-cluster", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
         Case("dev-cluster", "ec2:DeleteNetworkInterface", eni, ALLOW, "EKS removes its control plane ENIs", region),
         Case("dev-cluster", "ec2:CreateTags", eni, ALLOW, "AWS-operated roles tag the ENIs they manage",
-             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"], **region}),
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"],
+              **region}),
         Case("dev-lb-controller", "ec2:CreateTags", eni, DENY, "an untagged ENI",
-             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"], **region}),
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"],
+              **region}),
         Case("dev-cluster", "ec2:DeleteSecurityGroup", sg, ALLOW, "the cluster security group EKS created",
              {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-dev", **region}),
         Case("dev-cluster", "ec2:DeleteSecurityGroup", sg, DENY, "an untagged security group", region),
@@ -322,7 +326,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", DENY, "a network tagged for prod",
              {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s, **region}),
         Case("dev", "ec2:CreateTags", vpc, ALLOW, "tags on create", {"ec2:CreateAction": "CreateVpc", **region,
-             "aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"]}),
+             "aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s,
+             "aws:TagKeys": ["Environment", "Project"]}),
         Case("dev", "ec2:CreateSubnet", f"arn:aws:ec2:{r}:{a}:subnet/*", ALLOW, "apply dev",
              {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
         Case("dev", "ec2:CreateSubnet", vpc, ALLOW, "in its own VPC", {**tags["dev"], **region}),
@@ -424,7 +429,8 @@ def cases(w: dict) -> list[Case]:
              "rewrite a policy of the account"),
         Case("prod-grown-admin", "iam:SetDefaultPolicyVersion", f"arn:aws:iam::{a}:policy/PlatformAdmins", DENY,
              "roll a policy of the account to another version"),
-        Case("prod-grown-admin", "iam:AttachUserPolicy", f"arn:aws:iam::{a}:user/someone", DENY, "a user", admin_policy),
+        Case("prod-grown-admin", "iam:AttachUserPolicy", f"arn:aws:iam::{a}:user/someone", DENY, "a user",
+             admin_policy),
         Case("prod-grown-admin", "iam:AddUserToGroup", f"arn:aws:iam::{a}:group/admins", DENY, "a group"),
         Case("prod", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), ALLOW, "applies its own attachment",
              {**ci_boundary, "iam:PolicyARN": f"arn:aws:iam::{a}:policy/{s}-gitlab-prod-terraform"}),
@@ -677,7 +683,8 @@ def test_iam1_tagging_is_still_possible_where_the_apply_needs_it(world: dict) ->
     key = f"arn:aws:kms:{r}:{a}:key/71111111-2222-3333-4444-555555555555"
     table = [
         Case(env, "kms:TagResource", "*", ALLOW, "CreateKey with Tags (authorized on *)",
-             {"aws:RequestTag/Environment": env, "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"]})
+             {"aws:RequestTag/Environment": env, "aws:RequestTag/Project": s,
+              "aws:TagKeys": ["Environment", "Project"]})
         for env in ("dev", "prod")
     ] + [
         Case(env, "kms:TagResource", key, ALLOW, "retag its own key",
@@ -719,7 +726,8 @@ def _key_matches(pattern: str, key: str) -> bool:
 
 
 def _supports(action: str, key: str) -> bool:
-    if key.lower().startswith("aws:") and not re.match(r"aws:(RequestTag/|ResourceTag/|TagKeys$)", key, re.I):
+    tag_key = re.match(r"aws:(RequestTag/|ResourceTag/|TagKeys$)", key, re.IGNORECASE)
+    if key.lower().startswith("aws:") and not tag_key:
         return True  # global condition keys are in every request context
     return any(_key_matches(pattern, key) for pattern in _supported_keys(action) or [])
 
@@ -768,3 +776,45 @@ def _dead_condition_keys(statements: list[tuple[str, dict]]) -> list[str]:
                     elif not _supports(action, key) and not absence_is_the_point:
                         wrong.append(f"{principal}/{statement.get('Sid')}: {action} does not support {key}")
     return sorted(set(wrong))
+
+
+def _ephemeral_role_names(service: Path, slug: str, environment: str) -> list[str]:
+    """The IAM role names the ephemeral stack creates, read from its module calls."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    render = lambda value: value.replace("${local.name}", f"{slug}-{environment}")
+    names = []
+    for path in sorted((service / "infra" / "terraform" / "ephemeral").glob("*.tf")):
+        with path.open() as handle:
+            modules = hcl2.load(handle, serialization_options=options).get("module", [])
+        for block in modules:
+            for body in block.values():
+                source = body["source"]
+                if source.endswith("/eks/aws"):
+                    role = render(body["iam_role_name"])
+                    # iam_role_use_name_prefix: the prefix is kept when "<role>-" fits 38 characters.
+                    names.append(role + "-20261201150405000000000001" if len(role + "-") <= 38 else role)
+                    names += [render(g["iam_role_name"]) for g in body["eks_managed_node_groups"].values()]
+                elif source.endswith("/eks-pod-identity/aws"):
+                    assert body.get("use_name_prefix") is False, "pod identity roles have fixed names"
+                    names.append(render(body["name"]))
+                elif source.endswith("/vpc/aws"):
+                    names.append(render(body["vpc_flow_log_iam_role_name"]))
+    return names
+
+
+def test_iam2_ci_roles_can_create_every_role_the_ephemeral_stack_creates(world: dict, service: Path) -> None:
+    """The CI roles create roles by exact name (IAM-2): a role added to or renamed in the stack
+    must be added to ci_policies.tf too, or the apply fails. Read from the stack, decided here."""
+    a = world["account"]
+    table = []
+    for environment in ("dev", "prod"):
+        names = _ephemeral_role_names(service, world["slug"], environment)
+        assert len(names) == 5, f"the stack's roles changed: {names}"
+        boundary = {"iam:PermissionsBoundary": world["boundaries"][environment]}
+        table += [Case(environment, "iam:CreateRole", f"arn:aws:iam::{a}:role/{name}", ALLOW, "the stack's role",
+                       boundary) for name in names]
+    results = _simulate(world, table)
+    refused = [c.resource for c, r in zip(table, results, strict=True) if r["result"] != "Allowed"]
+    assert not refused, f"IAM-2: the CI role cannot create roles its stack creates: {refused}"

@@ -707,7 +707,8 @@ def _ephemeral_variables_accepted(service: Path, environment: str, **overrides: 
     import shutil
     import tempfile
 
-    values = {**tfvars(service, "ephemeral", "terraform.tfvars"), **tfvars(service, "ephemeral", f"{environment}.tfvars")}
+    values = {**tfvars(service, "ephemeral", "terraform.tfvars"),
+              **tfvars(service, "ephemeral", f"{environment}.tfvars")}
     values.update(overrides)
     with tempfile.TemporaryDirectory(prefix="tf-vars-") as scratch:
         root = Path(scratch)
