@@ -695,6 +695,9 @@ def test_iam1_what_aws_and_controllers_create_carries_the_environment_tags(servi
     assert tag["propagate_at_launch"] is True
     assert named(blocks["module"], "eks")["tags"] == "${local.environment_tags}", "IAM-1: nodes, volumes, ENIs"
     vpc = named(blocks["module"], "vpc")
+    assert vpc["flow_log_cloudwatch_log_group_name_suffix"] == "${local.name}", (
+        "IAM-1: the CI roles reach log groups by name; the module's default suffix is the VPC ID"
+    )
     for kind in ("security_group", "network_acl", "route_table"):
         assert vpc[f"manage_default_{kind}"] is False, (
             f"IAM-1: adopting the VPC's untagged default {kind} means tagging an untagged resource"

@@ -41,9 +41,11 @@ module "vpc" {
   create_flow_log_cloudwatch_log_group            = var.vpc_flow_logs
   create_flow_log_cloudwatch_iam_role             = var.vpc_flow_logs
   flow_log_cloudwatch_log_group_retention_in_days = 30
-  vpc_flow_log_iam_role_name                      = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_role_use_name_prefix           = false
-  vpc_flow_log_iam_policy_name                    = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_policy_use_name_prefix         = false
-  vpc_flow_log_permissions_boundary               = local.permissions_boundary_arn
+  # IAM-1: the CI role reaches its log groups by name; the module's default suffix is the VPC ID.
+  flow_log_cloudwatch_log_group_name_suffix = local.name
+  vpc_flow_log_iam_role_name                = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_role_use_name_prefix     = false
+  vpc_flow_log_iam_policy_name              = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_policy_use_name_prefix   = false
+  vpc_flow_log_permissions_boundary         = local.permissions_boundary_arn
 }

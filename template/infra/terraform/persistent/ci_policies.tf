@@ -719,9 +719,21 @@ locals {
           Resource = "*"
         },
         {
-          Sid       = "OwnLogs"
+          # IAM-1: the log groups of this environment, by the names the modules give them (EKS
+          # control plane, RDS exports, VPC flow logs): never another log group of the account.
+          Sid    = "OwnLogGroups"
+          Effect = "Allow"
+          Action = "logs:*"
+          Resource = [
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/eks/${var.project_slug}-${env}/*",
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/rds/instance/${var.project_slug}-${env}/*",
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/vpc-flow-log/${var.project_slug}-${env}*",
+          ]
+        },
+        {
+          Sid       = "FindLogGroups"
           Effect    = "Allow"
-          Action    = "logs:*"
+          Action    = "logs:DescribeLogGroups"
           Resource  = "*"
           Condition = local.in_region
         },
