@@ -6,6 +6,7 @@ so this folder needs no installation. Keep logic here, not in the templates.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import unicodedata
@@ -192,6 +193,22 @@ def whole_number_error(name: str, value: object, minimum: int | None = None, max
     return ""
 
 
+def cidr_list(value: object) -> list[str]:
+    """A comma-separated answer as a list of CIDR blocks, blanks dropped."""
+    return [item.strip() for item in str(value or "").split(",") if item.strip()]
+
+
+def cidr_list_error(value: object) -> str:
+    for item in cidr_list(value):
+        try:
+            network = ipaddress.IPv4Network(item)
+        except ValueError:
+            return f"'{item}' is not an IPv4 CIDR block such as 203.0.113.0/24"
+        if network.prefixlen == 0:
+            return f"'{item}' would open the EKS API to the whole internet: list the runners' egress CIDRs"
+    return ""
+
+
 # --- Answers file ----------------------------------------------------------
 
 
@@ -273,5 +290,7 @@ class ServiceExtension(Extension):
             gitlab_path_error=gitlab_path_error,
             instance_type_error=instance_type_error,
             whole_number_error=whole_number_error,
+            cidr_list=cidr_list,
+            cidr_list_error=cidr_list_error,
             practice_catalog=practice_catalog,
         )

@@ -62,6 +62,7 @@ COMBINATIONS: dict[str, dict[str, object]] = {
         "eks_node_instance_type": "m6i.large",
         "eks_node_count": 3,
         "use_ecr_pull_secret": True,
+        "ci_runner_cidrs": "203.0.113.0/24, 198.51.100.7/32",
     },
     "leading-zero": {
         **REQUIRED,

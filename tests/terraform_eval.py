@@ -22,11 +22,18 @@ def evaluate_locals(
     names: list[str],
     variables: dict[str, object],
     inputs: dict[str, object] | None = None,
+    only_variables: bool = False,
 ) -> dict[str, object]:
-    """Values of the locals `names` defined in `files` of `stack_dir`, for these variable values."""
+    """Values of the locals `names` defined in `files` of `stack_dir`, for these variable values.
+
+    With `only_variables`, the stack's variables.tf is replaced by declarations of the given
+    variables alone (a stack whose other variables have no default and no value here)."""
     with tempfile.TemporaryDirectory(prefix="tf-eval-") as scratch:
         root = Path(scratch)
-        shutil.copy(stack_dir / "variables.tf", root / "variables.tf")
+        if only_variables:
+            (root / "variables.tf").write_text("".join(f'variable "{name}" {{}}\n' for name in variables))
+        else:
+            shutil.copy(stack_dir / "variables.tf", root / "variables.tf")
         for name in files:
             shutil.copy(stack_dir / name, root / name)
         lines = ["locals {"]

@@ -140,3 +140,26 @@ def test_ecr1_evaluator_catches_the_rule_that_deleted_promoted_images() -> None:
     sha = "a" * 40
     promoted = Image("promoted", frozenset({f"{sha}-candidate", sha, "latest"}), 30)
     assert expired_by(old, [promoted]) == {"promoted"}
+
+
+# Amazon ECR user guide, "Amazon ECR service quotas": images per repository, default 100,000
+# (adjustable). Checked for issue 11 round 2 (docs/CONTRACTS.md).
+ECR_IMAGES_PER_REPOSITORY = 100_000
+
+
+def test_ecr1_keep_rules_hold_at_the_documented_quota(service: Path, policy: dict) -> None:
+    """A keep rule that reaches its count starts expiring promoted images: at the default quota the
+    SHAs one suffix rule matches (a binomial share of random hex) stay far below its count."""
+    for rule in policy["rules"]:
+        selection = rule["selection"]
+        if selection.get("countType") != "imageCountMoreThan" or selection["tagStatus"] != "tagged":
+            continue
+        (pattern,) = selection["tagPatternList"]
+        if pattern == "latest":
+            continue
+        share = 16.0 ** -len(pattern.lstrip("*"))
+        mean = ECR_IMAGES_PER_REPOSITORY * share
+        worst = mean + 6 * (ECR_IMAGES_PER_REPOSITORY * share * (1 - share)) ** 0.5
+        assert worst < selection["countNumber"], f"ECR-1: rule {pattern} may reach its count at the quota"
+    text = (service / "infra" / "terraform" / "persistent" / "lifecycle.tf").read_text()
+    assert f"{ECR_IMAGES_PER_REPOSITORY:,}" in text, "ECR-1: lifecycle.tf must state ECR's documented default quota"

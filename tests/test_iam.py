@@ -13,6 +13,7 @@ the dev boundary: whatever it holds, that role must not reach prod either (privi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ def world(service: Path) -> dict:
         "identity": [ADMIN],
         "boundary": json.loads(rendered["boundary_policies"]["dev"]),
     }
+    # Upper bounds of two roles the stack creates (their module/managed policies are narrower):
+    # the load balancer controller, reachable from kube-system pods, and the EKS cluster role.
+    for name in ("lb-controller", "cluster"):
+        principals[f"dev-{name}"] = {
+            "arn": f"arn:aws:iam::{account}:role/{slug}-dev-{name}",
+            "identity": [ADMIN],
+            "boundary": json.loads(rendered["boundary_policies"]["dev"]),
+        }
     # The worst the prod role can do to itself: it applies its own policies, so AdministratorAccess.
     principals["prod-grown-admin"] = {
         "arn": f"arn:aws:iam::{account}:role/{slug}-gitlab-prod",
@@ -91,6 +100,7 @@ def world(service: Path) -> dict:
     return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
             "principals": principals, "boundaries": rendered["boundary_arns"],
             "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
+            "state_key_tags": _resource_tags(service, "bootstrap", "main.tf", "aws_kms_key", "state"),
             "oidc_provider": f"arn:aws:iam::{account}:oidc-provider/gitlab.com"}
 
 
@@ -113,12 +123,27 @@ def _key_policy(service: Path, stack: str, file: str, label: str, account: str) 
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _resource_tags(service: Path, stack: str, file: str, kind: str, label: str) -> dict[str, str]:
+    """Tags a resource of the stack gets: the provider's default_tags, then its own tags."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    with (service / "infra" / "terraform" / stack / file).open() as handle:
+        parsed = hcl2.load(handle, serialization_options=options)
+    one = lambda block: block[0] if isinstance(block, list) else block
+    provider = next(one(p["aws"]) for p in parsed["provider"] if "aws" in p)
+    tags = dict(one(provider.get("default_tags", {})).get("tags", {}))
+    body = one(next(r[kind][label] for r in parsed["resource"] if label in r.get(kind, {})))
+    tags.update(body.get("tags", {}))
+    return {key: value for key, value in tags.items() if "${" not in value}
+
+
 def cases(w: dict) -> list[Case]:
     s, a, r, zone = w["slug"], w["account"], w["region"], w["zone"]
     bucket = f"arn:aws:s3:::{s}-tfstate-{a}"
     state_key = f"arn:aws:kms:{r}:{a}:key/11111111-2222-3333-4444-555555555555"
-    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"], "aws:ResourceTag/Project": s,
-                     "aws:ResourceTag/Stack": "bootstrap"}
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"],
+                     **{f"aws:ResourceTag/{k}": v for k, v in w["state_key_tags"].items()}}
     env_key = f"arn:aws:kms:{r}:{a}:key/66666666-7777-8888-9999-000000000000"
     key_policy = w["state_key_policy"]  # the environment keys delegate to IAM the same way (database.tf)
     tags = {env: {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s} for env in ("dev", "prod")}
@@ -135,6 +160,14 @@ def cases(w: dict) -> list[Case]:
     instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
     sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
     region = {"aws:RequestedRegion": r}
+    eni = f"arn:aws:ec2:{r}:{a}:network-interface/eni-0123456789abcdef0"
+    asg = (f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab"
+           ":autoScalingGroupName/eks-x")
+    asg_tags = lambda t: {**{f"aws:ResourceTag/{k}": v for k, v in t.items()},
+                          **{f"autoscaling:ResourceTag/{k}": v for k, v in t.items()}}
+    alb = f"arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/k8s-x/0123456789abcdef"
+    listener = f"arn:aws:elasticloadbalancing:{r}:{a}:listener/app/k8s-x/0123456789abcdef/0123456789abcdef"
+    target_group = f"arn:aws:elasticloadbalancing:{r}:{a}:targetgroup/k8s-x/0123456789abcdef"
     dev_boundary = {"iam:PermissionsBoundary": w["boundaries"]["dev"]}
     ci_boundary = {"iam:PermissionsBoundary": w["boundaries"]["ci"]}
     admin_policy = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
@@ -157,6 +190,8 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "kms:ScheduleKeyDeletion", env_key, ALLOW, "its own key", tags["dev"], resource_policy=key_policy),
         Case("dev-made-admin", "kms:ScheduleKeyDeletion", state_key, DENY, "escalation to the state key",
              state_key_ctx, key_policy),
+        Case("dev-made-admin", "kms:ListGrants", env_key, ALLOW, "EKS module's ClusterEncryption policy (cluster role)",
+             tags["dev"], key_policy),
         # --- secrets ----------------------------------------------------------------------------------
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "database"), DENY, "prod secret", tags["prod"]),
         Case("dev", "secretsmanager:GetSecretValue", secret("prod", "app"), DENY, "prod signing key", tags["prod"]),
@@ -198,6 +233,89 @@ def cases(w: dict) -> list[Case]:
              {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": "other-service", **region}),
         Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "escalation", {**tags["prod"], **region}),
         Case("dev-made-admin", "rds:DeleteDBInstance", db("prod"), DENY, "escalation", tags["prod"]),
+        # --- untagged resources: whoever created them, not in reach (IAM-1) ------------------------------
+        Case("dev", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev", "ec2:DeleteSecurityGroup", sg, DENY, "an untagged security group", region),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "open an untagged security group", region),
+        Case("dev", "ec2:DeleteNetworkInterface", eni, DENY, "an untagged ENI (a pod's, an ALB's)", region),
+        Case("prod", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev", "autoscaling:UpdateAutoScalingGroup", asg, DENY, "prod node group ASG, EKS's tags only",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod"}), **region}),
+        Case("dev", "autoscaling:DeleteAutoScalingGroup", asg, DENY, "prod node group ASG, tagged by cluster.tf",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod", "Environment": "prod", "Project": s}), **region}),
+        Case("dev", "autoscaling:CreateOrUpdateTags", asg, DENY, "tag prod's node group ASG",
+             {**asg_tags({"eks:cluster-name": f"{s}-prod"}), "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
+        Case("dev", "autoscaling:SetDesiredCapacity", asg, DENY, "an untagged ASG", region),
+        Case("dev", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("prod", "elasticloadbalancing:ModifyListener", listener, DENY, "an untagged listener", region),
+        Case("dev", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("dev", "ec2:DisableEbsEncryptionByDefault", "*", DENY, "account-wide EBS encryption", region),
+        Case("prod", "ec2:EnableEbsEncryptionByDefault", "*", DENY, "account-wide EBS encryption", region),
+        Case("prod", "ec2:ModifyInstanceMetadataDefaults", "*", DENY, "account-wide IMDS defaults", region),
+        Case("prod-grown-admin", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("prod-grown-admin", "ec2:DisableEbsEncryptionByDefault", "*", DENY, "account-wide", region),
+        Case("dev-made-admin", "ec2:ModifyInstanceMetadataDefaults", "*", DENY, "account-wide IMDS", region),
+        Case("dev-made-admin", "ec2:TerminateInstances", instance, DENY, "an untagged instance", region),
+        Case("dev-made-admin", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, DENY, "untagged listener", region),
+        Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, DENY, "an untagged security group", region),
+        Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "prod's ALB",
+             {**tags["prod"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:CreateLoadBalancer", alb, ALLOW, "an Ingress (defaultTags)",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, ALLOW, "its own listener",
+             {**tags["dev"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:RegisterTargets", target_group, ALLOW, "its own target group",
+             {**tags["dev"], **region}),
+        Case("dev-lb-controller", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "the node security group (tagged)",
+             {**tags["dev"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:ModifyListener", listener, ALLOW,
+             "a listener it created before defaultTags",
+             {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-dev", **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:AddTags", alb, ALLOW, "adds defaultTags to its older ALB",
+             {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-dev", "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
+        Case("dev-lb-controller", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "prod controller's ALB",
+             {"aws:ResourceTag/elbv2.k8s.aws/cluster": f"{s}-prod", **region}),
+        Case("dev-cluster", "ec2:CreateNetworkInterface", eni, ALLOW, "EKS places control plane ENIs (its own tags)",
+             region),
+        Case("dev-cluster", "ec2:ModifyEbsDefaultKmsKeyId", "*", DENY, "account-wide EBS key", region),
+        Case("dev-cluster", "ec2:DeleteNetworkInterface", eni, ALLOW, "EKS removes its control plane ENIs", region),
+        Case("dev-cluster", "ec2:CreateTags", eni, ALLOW, "AWS-operated roles tag the ENIs they manage",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"],
+              **region}),
+        Case("dev-lb-controller", "ec2:CreateTags", eni, DENY, "an untagged ENI",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment"],
+              **region}),
+        Case("dev-cluster", "ec2:DeleteSecurityGroup", sg, ALLOW, "the cluster security group EKS created",
+             {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-dev", **region}),
+        Case("dev-cluster", "ec2:DeleteSecurityGroup", sg, DENY, "an untagged security group", region),
+        Case("dev-cluster", "ec2:TerminateInstances", instance, DENY, "a role named like it, made by a branch",
+             region),
+        Case("dev-cluster", "elasticloadbalancing:DeleteLoadBalancer", alb, DENY, "an untagged ALB", region),
+        Case("dev-cluster", "ec2:DeleteSecurityGroup", sg, DENY, "prod's cluster security group",
+             {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-prod", **region}),
+        Case("dev", "logs:PutAccountPolicy", "*", DENY, "subscribe every log group of the account", region),
+        Case("dev", "logs:PutResourcePolicy", "*", DENY, "let any service write the account's logs", region),
+        Case("prod-grown-admin", "logs:DeleteAccountPolicy", "*", DENY, "account-wide logs policy", region),
+        Case("dev-made-admin", "logs:PutAccountPolicy", "*", DENY, "account-wide logs policy", region),
+        Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-dev/cluster", ALLOW,
+             "still creates its own log groups", region),
+        Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/rds/instance/{s}-dev/postgresql",
+             ALLOW, "RDS log exports", region),
+        Case("dev", "logs:DeleteLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/vpc-flow-log/{s}-dev", ALLOW,
+             "its flow logs (network.tf names them)", {**tags["dev"], **region}),
+        Case("dev", "logs:DescribeLogGroups", "*", ALLOW, "refresh", region),
+        Case("dev", "logs:DeleteLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/billing", DENY,
+             "an untagged log group of the account", region),
+        Case("dev", "logs:GetLogEvents", f"arn:aws:logs:{r}:{a}:log-group:aws-cloudtrail-logs:log-stream:x", DENY,
+             "read the account's trail", region),
+        Case("dev", "logs:PutSubscriptionFilter", f"arn:aws:logs:{r}:{a}:log-group:/aws/lambda/billing", DENY,
+             "copy another log group out", region),
+        Case("dev", "logs:DeleteLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-prod/cluster", DENY,
+             "prod's control plane logs", region),
         # --- what the nightly apply of dev needs (a contained role must still work) ---------------------
         Case("dev", "eks:CreateCluster", "*", ALLOW, "apply dev",
              {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s}),
@@ -217,7 +335,27 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "kms:CreateKey", "*", DENY, "a key tagged for prod",
              {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s}),
         Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", ALLOW, "apply dev",
-             {"aws:RequestTag/Environment": "dev", **region}),
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateVpc", f"arn:aws:ec2:{r}:{a}:vpc/*", DENY, "a network tagged for prod",
+             {"aws:RequestTag/Environment": "prod", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateTags", vpc, ALLOW, "tags on create", {"ec2:CreateAction": "CreateVpc", **region,
+             "aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s,
+             "aws:TagKeys": ["Environment", "Project"]}),
+        Case("dev", "ec2:CreateSubnet", f"arn:aws:ec2:{r}:{a}:subnet/*", ALLOW, "apply dev",
+             {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s, **region}),
+        Case("dev", "ec2:CreateSubnet", vpc, ALLOW, "in its own VPC", {**tags["dev"], **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{r}:{a}:security-group-rule/*", ALLOW,
+             "database_from_nodes rule, tagged", {"aws:RequestTag/Environment": "dev", "aws:RequestTag/Project": s,
+                                                  **region}),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:{r}:{a}:security-group-rule/*", ALLOW,
+             "EKS module rules (aws_security_group_rule, untagged)", region),
+        Case("dev", "ec2:AuthorizeSecurityGroupIngress", sg, ALLOW, "its database firewall", {**tags["dev"], **region}),
+        Case("dev", "ec2:CreateTags", sg, ALLOW, "the EKS module tags the cluster security group EKS created",
+             {"aws:ResourceTag/aws:eks:cluster-name": f"{s}-dev", "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
+        Case("dev", "autoscaling:CreateOrUpdateTags", asg, ALLOW, "cluster.tf tags the node group's ASG",
+             {**asg_tags({"eks:cluster-name": f"{s}-dev"}), "aws:RequestTag/Environment": "dev",
+              "aws:RequestTag/Project": s, "aws:TagKeys": ["Environment", "Project"], **region}),
         Case("dev", "logs:CreateLogGroup", f"arn:aws:logs:{r}:{a}:log-group:/aws/eks/{s}-dev/cluster", ALLOW,
              "control plane logs", region),
         Case("dev", "ssm:GetParameter", f"arn:aws:ssm:{r}:{a}:parameter/aws/service/eks/optimized-ami/1.34/x", ALLOW,
@@ -230,7 +368,20 @@ def cases(w: dict) -> list[Case]:
         # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role without boundary"),
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role under the permissive CI boundary", ci_boundary),
-        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), ALLOW, "role under the dev boundary", dev_boundary),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "a role of its own: may trust anyone, outlives "
+             "the destroy", dev_boundary),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-x"), DENY, "trust another account", tags["dev"]),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-nodes"), DENY, "a prod-tagged name",
+             tags["prod"]),
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-cluster-evil"), DENY, "not the cluster role's name", dev_boundary),
+        Case("prod", "iam:CreateRole", role(f"{s}-prod-x"), DENY, "a role of its own", {
+            "iam:PermissionsBoundary": w["boundaries"]["prod"]}),
+        *[Case("dev", "iam:CreateRole", role(f"{s}-dev-{name}"), ALLOW, "a role the stack creates", dev_boundary)
+          for name in ("nodes", "lb-controller", "external-secrets", "vpc-flow-log")],
+        Case("dev", "iam:CreateRole", role(f"{s}-dev-cluster-" + "20261201150405000000000001"
+                                           if len(f"{s}-dev-cluster-") <= 38 else f"{s}-dev-cluster"),
+             ALLOW, "the EKS cluster role (name_prefix + 26 characters when it fits)", dev_boundary),
+        Case("dev", "iam:UpdateAssumeRolePolicy", role(f"{s}-dev-nodes"), ALLOW, "the stack's own role", tags["dev"]),
         Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-x"), DENY, "admin on an unbounded role", admin_policy),
         Case("dev", "iam:PutRolePolicy", role(f"{s}-gitlab-dev"), DENY, "grow its own rights", ci_boundary),
         Case("dev", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY, "grow prod's rights",
@@ -269,6 +420,37 @@ def cases(w: dict) -> list[Case]:
         Case("prod-grown-admin", "iam:CreatePolicyVersion", w["boundaries"]["ci"], DENY, "boundary stays"),
         Case("prod-grown-admin", "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{r}:{a}:secret:x-AbCdEf",
              DENY, "another service's secret", {"aws:ResourceTag/Project": "other"}),
+        # --- IAM-2: the CI boundary is a ceiling even for a prod role that made itself admin ------------
+        Case("prod-grown-admin", "iam:CreateRole", role("backdoor"), DENY, "a role outside the service, no boundary"),
+        Case("prod-grown-admin", "iam:CreateRole", role("backdoor"), DENY, "outside the service, CI boundary",
+             ci_boundary),
+        Case("prod-grown-admin", "iam:AttachRolePolicy", role("OrganizationAccountAccessRole"), DENY,
+             "AdministratorAccess to an admin role of the account", admin_policy),
+        Case("prod-grown-admin", "iam:UpdateAssumeRolePolicy", role("OrganizationAccountAccessRole"), DENY,
+             "trust itself into an untagged admin role"),
+        Case("prod-grown-admin", "iam:PutRolePermissionsBoundary", role("OrganizationAccountAccessRole"), DENY,
+             "rewrite another role", ci_boundary),
+        Case("prod-grown-admin", "iam:PassRole", role("OrganizationAccountAccessRole"), DENY, "run EC2 as admin",
+             {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Case("prod-grown-admin", "iam:PutRolePolicy", role(f"{s}-prod-x"), DENY, "a prod role without boundary"),
+        Case("prod-grown-admin", "iam:CreateRole", role(f"{s}-prod-x"), DENY, "prod role under the CI boundary",
+             ci_boundary),
+        Case("prod-grown-admin", "iam:CreateRole", role(f"{s}-gitlab-backdoor"), DENY, "CI role without boundary"),
+        Case("prod-grown-admin", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), DENY,
+             "AdministratorAccess to itself, boundary kept", {**ci_boundary, **admin_policy}),
+        Case("prod-grown-admin", "iam:CreatePolicyVersion", f"arn:aws:iam::{a}:policy/PlatformAdmins", DENY,
+             "rewrite a policy of the account"),
+        Case("prod-grown-admin", "iam:SetDefaultPolicyVersion", f"arn:aws:iam::{a}:policy/PlatformAdmins", DENY,
+             "roll a policy of the account to another version"),
+        Case("prod-grown-admin", "iam:AttachUserPolicy", f"arn:aws:iam::{a}:user/someone", DENY, "a user",
+             admin_policy),
+        Case("prod-grown-admin", "iam:AddUserToGroup", f"arn:aws:iam::{a}:group/admins", DENY, "a group"),
+        Case("prod", "iam:AttachRolePolicy", role(f"{s}-gitlab-prod"), ALLOW, "applies its own attachment",
+             {**ci_boundary, "iam:PolicyARN": f"arn:aws:iam::{a}:policy/{s}-gitlab-prod-terraform"}),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-nodes"), ALLOW, "node role policy of the EKS module",
+             {**dev_boundary, "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"}),
+        Case("dev", "iam:AttachRolePolicy", role(f"{s}-dev-nodes"), DENY, "admin on a bounded dev role",
+             {**dev_boundary, **admin_policy}),
         # --- images: ECR-1 and CI-4 ---------------------------------------------------------------------
         Case("dev", "ecr:PutImage", repo, DENY, "dev writes no tag"),
         Case("dev", "ecr:DeleteRepository", repo, DENY, "persistent repository"),
@@ -384,8 +566,12 @@ def test_every_scoped_action_can_be_scoped_and_exists(world: dict) -> None:
     named: set[str] = set()
     scoped: dict[str, list[str]] = {}
     for principal, statement in _statements(world):
+        if "Action" not in statement:  # NotAction: a deny of everything but the named actions
+            named.update(a for a in statement["NotAction"] if "*" not in a)
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resource = statement.get("Resource", "*")  # NotResource only in denies
+        resources = resource if isinstance(resource, list) else [resource]
         for action in actions:
             if "*" in action:
                 continue
@@ -407,3 +593,241 @@ def test_wildcard_only_lookup_knows_create_cluster() -> None:
     proc = subprocess.run([_node(), str(IAM_DIR / "wildcard_only.mjs")], input=names, text=True,
                           capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
     assert json.loads(proc.stdout) == {"eks:CreateCluster": True, "eks:DeleteCluster": False}
+
+
+@dataclass(frozen=True)
+class TagThenAct:
+    """Tag a resource as one's own, then, if that was allowed, act on it with the new tags."""
+
+    principal: str
+    tag_action: str
+    resource: str
+    tags: dict
+    then: list[str]
+    why: str
+    context: dict = field(default_factory=dict)
+    resource_policy: dict | None = None
+
+
+def _tag_then_act(w: dict, sequences: list[TagThenAct]) -> list[str]:
+    """Every sequence whose tagging step is allowed and whose next step is then allowed."""
+    request_tags = lambda t: {**{f"aws:RequestTag/{k}": v for k, v in t.items()}, "aws:TagKeys": sorted(t)}
+    steps = [Case(q.principal, q.tag_action, q.resource, ALLOW, q.why, {**q.context, **request_tags(q.tags)},
+                  q.resource_policy) for q in sequences]
+    tagged = [q for q, result in zip(sequences, _simulate(w, steps), strict=True) if result["result"] == "Allowed"]
+    def now_tagged(q: TagThenAct) -> dict:
+        service = q.tag_action.split(":")[0]
+        keys = {f"aws:ResourceTag/{k}": v for k, v in q.tags.items()}
+        if service in ("autoscaling", "ec2", "elasticloadbalancing"):  # service-specific alias of the key
+            keys.update({f"{service}:ResourceTag/{k}": v for k, v in q.tags.items()})
+        return {**q.context, **keys}
+
+    follow = [Case(q.principal, action, q.resource, DENY, q.why, now_tagged(q), q.resource_policy)
+              for q in tagged for action in q.then]
+    results = _simulate(w, follow) if follow else []
+    for case, result in zip(follow, results, strict=True):
+        assert result["result"] != "error", f"simulator rejected {case}: {result.get('detail')}"
+    return [f"{c.principal}: {c.why}: tagged {c.resource}, then {c.action} allowed"
+            for c, result in zip(follow, results, strict=True) if result["result"] == "Allowed"]
+
+
+def test_iam1_no_role_tags_a_resource_into_its_reach(world: dict) -> None:
+    """IAM-1: "resources tagged for my environment" must not include what a role can tag itself."""
+    w, s, a, r = world, world["slug"], world["account"], world["region"]
+    key = lambda n: f"arn:aws:kms:{r}:{a}:key/{n}1111111-2222-3333-4444-555555555555"
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"],
+                     **{f"aws:ResourceTag/{k}": v for k, v in w["state_key_tags"].items()}}
+    key_policy = w["state_key_policy"]
+    destroy_key = ["kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKey", "kms:CreateGrant"]
+    own = lambda env: {"Environment": env, "Project": s}
+    sequences = [
+        TagThenAct("dev", "kms:TagResource", key(0), own("dev"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("prod", "kms:TagResource", key(0), own("prod"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("dev", "kms:TagResource", key(1), own("dev"), destroy_key, "an untagged key of the account",
+                   {}, key_policy),
+        TagThenAct("prod", "kms:TagResource", key(1), own("prod"), destroy_key, "an untagged key of the account",
+                   {}, key_policy),
+        TagThenAct("dev", "kms:TagResource", key(2), own("dev"), destroy_key, "a prod key",
+                   {"aws:ResourceTag/Environment": "prod", "aws:ResourceTag/Project": s}, key_policy),
+        TagThenAct("dev-made-admin", "kms:TagResource", key(0), own("dev"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+        TagThenAct("prod-grown-admin", "kms:TagResource", key(0), own("prod"), destroy_key, "the state key",
+                   state_key_ctx, key_policy),
+    ]
+    instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
+    sg = f"arn:aws:ec2:{r}:{a}:security-group/sg-0123456789abcdef0"
+    eni = f"arn:aws:ec2:{r}:{a}:network-interface/eni-0123456789abcdef0"
+    asg = f"arn:aws:autoscaling:{r}:{a}:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-0123456789ab:autoScalingGroupName/x"
+    alb = f"arn:aws:elasticloadbalancing:{r}:{a}:loadbalancer/app/x/0123456789abcdef"
+    region = {"aws:RequestedRegion": r}
+    sequences += [
+        TagThenAct(p, "ec2:CreateTags", instance, own(env), ["ec2:TerminateInstances", "ec2:ModifyInstanceAttribute"],
+                   "an untagged instance", region)
+        for p, env in (("dev", "dev"), ("prod", "prod"), ("dev-made-admin", "dev"), ("dev-lb-controller", "dev"))
+    ] + [
+        TagThenAct("dev", "ec2:CreateTags", sg, own("dev"),
+                   ["ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"], "an untagged security group",
+                   region),
+        TagThenAct("dev-lb-controller", "ec2:CreateTags", sg, own("dev"), ["ec2:AuthorizeSecurityGroupIngress"],
+                   "an untagged security group", region),
+        TagThenAct("prod", "ec2:CreateTags", eni, own("prod"), ["ec2:DeleteNetworkInterface"], "an untagged ENI",
+                   region),
+        TagThenAct("dev-lb-controller", "ec2:CreateTags", eni, own("dev"), ["ec2:ModifyNetworkInterfaceAttribute"],
+                   "an untagged ENI", region),
+        TagThenAct("dev-cluster", "ec2:CreateTags", sg, own("dev"), ["ec2:AuthorizeSecurityGroupIngress"],
+                   "a role named like the cluster role, made by a branch: an untagged security group", region),
+        TagThenAct("dev", "autoscaling:CreateOrUpdateTags", asg, own("dev"),
+                   ["autoscaling:DeleteAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"], "an untagged ASG",
+                   region),
+        TagThenAct("dev", "elasticloadbalancing:AddTags", alb, own("dev"), ["elasticloadbalancing:DeleteLoadBalancer"],
+                   "an untagged ALB", region),
+        TagThenAct("dev-lb-controller", "elasticloadbalancing:AddTags", alb, own("dev"),
+                   ["elasticloadbalancing:DeleteLoadBalancer"], "an untagged ALB", region),
+    ]
+    escalations = _tag_then_act(w, sequences)
+    assert not escalations, "IAM-1: tag-then-act escalation:\n" + "\n".join(escalations)
+
+
+def test_iam1_tagging_is_still_possible_where_the_apply_needs_it(world: dict) -> None:
+    """The contained roles still create keys with their tags and retag their own keys."""
+    w, s, a, r = world, world["slug"], world["account"], world["region"]
+    key = f"arn:aws:kms:{r}:{a}:key/71111111-2222-3333-4444-555555555555"
+    table = [
+        Case(env, "kms:TagResource", "*", ALLOW, "CreateKey with Tags (authorized on *)",
+             {"aws:RequestTag/Environment": env, "aws:RequestTag/Project": s,
+              "aws:TagKeys": ["Environment", "Project"]})
+        for env in ("dev", "prod")
+    ] + [
+        Case(env, "kms:TagResource", key, ALLOW, "retag its own key",
+             {"aws:ResourceTag/Environment": env, "aws:ResourceTag/Project": s,
+              "aws:RequestTag/Environment": env, "aws:TagKeys": ["Environment"]}, w["state_key_policy"])
+        for env in ("dev", "prod")
+    ] + [
+        Case("dev", "kms:TagResource", key, DENY, "hand its key to prod",
+             {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": s,
+              "aws:RequestTag/Environment": "prod", "aws:TagKeys": ["Environment"]}, w["state_key_policy"]),
+    ]
+    results = _simulate(w, table)
+    wrong = [f"{c.principal} {c.action} {c.resource}: {res['result']}, expected {c.expected} ({c.why})"
+             for c, res in zip(table, results, strict=True)
+             if (ALLOW if res["result"] == "Allowed" else DENY) != c.expected]
+    assert not wrong, "\n".join(wrong)
+
+
+IAM_DATA = IAM_DIR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
+
+
+def _supported_keys(action: str) -> list[str] | None:
+    """Condition keys the Service Authorization Reference lists for an action (iam-data's copy of
+    it): the action's own and those of every resource type it takes. None for an unknown action."""
+    service, name = action.split(":")
+    actions = json.loads((IAM_DATA / "actions" / f"{service}.json").read_text())
+    if name.lower() not in actions:
+        return None
+    entry = actions[name.lower()]
+    resource_types = json.loads((IAM_DATA / "resourceTypes" / f"{service}.json").read_text())
+    keys = list(entry["conditionKeys"])
+    for resource in entry["resourceTypes"]:
+        keys += resource["conditionKeys"] + resource_types.get(resource["name"].lower(), {}).get("conditionKeys", [])
+    return keys
+
+
+def _key_matches(pattern: str, key: str) -> bool:
+    return re.fullmatch(re.sub(r"\\\$\\\{\w+\\\}", ".+", re.escape(pattern)), key, re.IGNORECASE) is not None
+
+
+def _supports(action: str, key: str) -> bool:
+    tag_key = re.match(r"aws:(RequestTag/|ResourceTag/|TagKeys$)", key, re.IGNORECASE)
+    if key.lower().startswith("aws:") and not tag_key:
+        return True  # global condition keys are in every request context
+    return any(_key_matches(pattern, key) for pattern in _supported_keys(action) or [])
+
+
+def _expand(action: str) -> list[str]:
+    service, name = action.split(":")
+    actions = json.loads((IAM_DATA / "actions" / f"{service}.json").read_text())
+    pattern = re.escape(name).replace(r"\*", ".*")
+    return [f"{service}:{a['name']}" for a in actions.values() if re.fullmatch(pattern, a["name"], re.IGNORECASE)]
+
+
+def test_every_condition_key_is_supported_by_the_actions_it_conditions(world: dict) -> None:
+    """A key an action does not support is absent from its requests: an Allow on it never
+    applies (the apply fails), a Deny on it never fires (the guard fails open). Checked against
+    the Service Authorization Reference as iam-data carries it (docs/CONTRACTS.md)."""
+    if not IAM_DATA.is_dir():
+        _node()
+    wrong = _dead_condition_keys(_statements(world))
+    assert not wrong, "condition keys that never reach the decision:\n" + "\n".join(wrong)
+
+
+def test_condition_key_check_catches_a_guard_that_never_fires() -> None:
+    if not IAM_DATA.is_dir():
+        _node()
+    guard = {"Sid": "Dead", "Effect": "Deny", "Action": ["ec2:ModifyEbsDefaultKmsKeyId"], "Resource": "*",
+             "Condition": {"StringNotEquals": {"aws:ResourceTag/Environment": ["dev"]}}}
+    assert _dead_condition_keys([("dev", guard)]) == [
+        "dev/Dead: ec2:ModifyEbsDefaultKmsKeyId does not support aws:ResourceTag/Environment"]
+
+
+def _dead_condition_keys(statements: list[tuple[str, dict]]) -> list[str]:
+    wrong = []
+    for principal, statement in statements:
+        if "Condition" not in statement or "Action" not in statement:
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if actions == ["*"]:
+            continue  # deny of everything tagged otherwise: the global tag keys, checked per case
+        for operator, block in statement["Condition"].items():
+            for key, value in block.items():
+                absence_is_the_point = operator == "Null" and value == "true"
+                for action in actions:
+                    if "*" in action:
+                        if not any(_supports(a, key) for a in _expand(action)):
+                            wrong.append(f"{principal}/{statement.get('Sid')}: no {action} supports {key}")
+                    elif not _supports(action, key) and not absence_is_the_point:
+                        wrong.append(f"{principal}/{statement.get('Sid')}: {action} does not support {key}")
+    return sorted(set(wrong))
+
+
+def _ephemeral_role_names(service: Path, slug: str, environment: str) -> list[str]:
+    """The IAM role names the ephemeral stack creates, read from its module calls."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    render = lambda value: value.replace("${local.name}", f"{slug}-{environment}")
+    names = []
+    for path in sorted((service / "infra" / "terraform" / "ephemeral").glob("*.tf")):
+        with path.open() as handle:
+            modules = hcl2.load(handle, serialization_options=options).get("module", [])
+        for block in modules:
+            for body in block.values():
+                source = body["source"]
+                if source.endswith("/eks/aws"):
+                    role = render(body["iam_role_name"])
+                    # iam_role_use_name_prefix: the prefix is kept when "<role>-" fits 38 characters.
+                    names.append(role + "-20261201150405000000000001" if len(role + "-") <= 38 else role)
+                    names += [render(g["iam_role_name"]) for g in body["eks_managed_node_groups"].values()]
+                elif source.endswith("/eks-pod-identity/aws"):
+                    assert body.get("use_name_prefix") is False, "pod identity roles have fixed names"
+                    names.append(render(body["name"]))
+                elif source.endswith("/vpc/aws"):
+                    names.append(render(body["vpc_flow_log_iam_role_name"]))
+    return names
+
+
+def test_iam2_ci_roles_can_create_every_role_the_ephemeral_stack_creates(world: dict, service: Path) -> None:
+    """The CI roles create roles by exact name (IAM-2): a role added to or renamed in the stack
+    must be added to ci_policies.tf too, or the apply fails. Read from the stack, decided here."""
+    a = world["account"]
+    table = []
+    for environment in ("dev", "prod"):
+        names = _ephemeral_role_names(service, world["slug"], environment)
+        assert len(names) == 5, f"the stack's roles changed: {names}"
+        boundary = {"iam:PermissionsBoundary": world["boundaries"][environment]}
+        table += [Case(environment, "iam:CreateRole", f"arn:aws:iam::{a}:role/{name}", ALLOW, "the stack's role",
+                       boundary) for name in names]
+    results = _simulate(world, table)
+    refused = [c.resource for c, r in zip(table, results, strict=True) if r["result"] != "Allowed"]
+    assert not refused, f"IAM-2: the CI role cannot create roles its stack creates: {refused}"

@@ -43,6 +43,9 @@ BAD_ANSWERS = [
     ("replicas_min", "true", "whole number"),
     ("python_version", "3.9", "3.9"),
     ("kubernetes_version", "1.20", "1.20"),
+    ("ci_runner_cidrs", "0.0.0.0/0", "whole internet"),
+    ("ci_runner_cidrs", "203.0.113.0/24, 10.0.0.300/32", "not an IPv4 CIDR"),
+    ("ci_runner_cidrs", "203.0.113.1/24", "not an IPv4 CIDR"),
 ]
 
 
@@ -106,3 +109,10 @@ def test_counts_given_as_text_on_the_command_line_are_integers(tmp_path: Path) -
     assert (answers["replicas_min"], answers["replicas_max"], answers["eks_node_count"]) == (3, 7, 2)
     hpa = yaml.safe_load((dst / "deploy" / "k8s" / "base" / "hpa.yaml").read_text())
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 7)
+
+
+def test_runner_cidrs_reach_the_eks_endpoint_variable(tmp_path: Path) -> None:
+    """NET-1: the answer becomes the list Terraform opens the EKS API to."""
+    dst = generate(tmp_path / "service", {**REQUIRED, "ci_runner_cidrs": "203.0.113.0/24, 198.51.100.7/32"})
+    tfvars = (dst / "infra" / "terraform" / "ephemeral" / "terraform.tfvars").read_text()
+    assert 'cluster_endpoint_public_cidrs = ["203.0.113.0/24", "198.51.100.7/32"]' in tfvars

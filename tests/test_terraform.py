@@ -559,14 +559,23 @@ def test_tf1_state_and_lock_objects_use_the_project_key(service: Path) -> None:
     assert alias_block["name"] == "alias/${local.state_bucket}", "TF-1: the alias the backends name must exist"
 
 
+def _ephemeral_tags(service: Path, environment: str) -> dict:
+    """ephemeral/tags.tf evaluated by Terraform for one environment."""
+    from terraform_eval import evaluate_locals
+
+    answers = answers_of(service)
+    variables = {"project_slug": answers["project_slug"], "environment": environment}
+    return evaluate_locals(tf_root(service) / "ephemeral", ["tags.tf"], ["environment_tags", "vpc_cni_configuration"],
+                           variables, only_variables=True)
+
+
 def test_net1_vpc_cni_enforces_network_policy(service: Path) -> None:
     import json
 
     addons = named(stack(service, "ephemeral")["module"], "eks")["addons"]
-    config = addons["vpc-cni"].get("configuration_values", "")
-    match = re.fullmatch(r"\$\{jsonencode\((\{.*\})\)\}", config.replace("\n", " "))
-    assert match, f"NET-1: vpc-cni needs configuration_values with enableNetworkPolicy, got {config!r}"
-    assert json.loads(re.sub(r"(\w+)\s*=", r'"\1":', match.group(1))) == {"enableNetworkPolicy": "true"}, (
+    assert addons["vpc-cni"].get("configuration_values") == "${local.vpc_cni_configuration}"
+    config = json.loads(_ephemeral_tags(service, "dev")["vpc_cni_configuration"])
+    assert config["enableNetworkPolicy"] == "true", (
         "NET-1: the VPC CNI enforces NetworkPolicy only with enableNetworkPolicy = \"true\""
     )
     assert addons["vpc-cni"]["before_compute"] is True, "the CNI must be configured before nodes join"
@@ -636,8 +645,7 @@ def test_availability_zones_chosen_by_zone_id(service: Path) -> None:
 def test_eks_endpoint_closed_by_default_and_prod_protected(service: Path) -> None:
     variables = {label: body for block in stack(service, "ephemeral")["variable"] for label, body in block.items()}
     cidrs = variables["cluster_endpoint_public_cidrs"]
-    assert cidrs["default"] == [], "the public EKS endpoint opens only to listed networks"
-    assert "0.0.0.0/0" in cidrs["validation"][0]["condition"], "0.0.0.0/0 is refused"
+    assert "default" not in cidrs, "NET-1: the runners' CIDRs come from the answers (terraform.tfvars)"
     eks = named(stack(service, "ephemeral")["module"], "eks")
     assert eks["endpoint_public_access"] == "${length(var.cluster_endpoint_public_cidrs) > 0}"
     assert eks["deletion_protection"] == "${var.cluster_deletion_protection}"
@@ -661,3 +669,74 @@ def test_tf6_budget_per_environment_from_the_answers(service: Path) -> None:
     assert all(n["subscriber_sns_topic_arns"] for n in budget["notification"]), "TF-6: alerts go somewhere"
     provider = next(p["aws"] for p in stack(service, "ephemeral")["provider"] if "aws" in p)
     assert "CostAllocation" in provider["default_tags"][0]["tags"], "TF-6: the budget's tag is on every resource"
+
+
+def test_iam1_what_aws_and_controllers_create_carries_the_environment_tags(service: Path) -> None:
+    """IAM-1 scopes EC2, ELB and Auto Scaling by the Environment tag: what EKS, the VPC CNI and the
+    load balancer controller create must carry it, or no policy can tell whose it is."""
+    import json
+
+    slug = answers_of(service)["project_slug"]
+    for environment in ENVIRONMENTS:
+        evaluated = _ephemeral_tags(service, environment)
+        expected = {"Environment": environment, "Project": slug}
+        assert evaluated["environment_tags"] == expected
+        env = json.loads(evaluated["vpc_cni_configuration"])["env"]
+        assert json.loads(env["ADDITIONAL_ENI_TAGS"]) == expected, "IAM-1: pod ENIs (VPC CNI ADDITIONAL_ENI_TAGS)"
+    blocks = stack(service, "ephemeral")
+    values = named(blocks["resource"], "helm_release", "lb_controller")["values"][0]
+    assert re.search(r"defaultTags\s*=\s*local\.environment_tags", values), (
+        "IAM-1: ALBs, target groups, listeners and security groups of the controller (chart defaultTags)"
+    )
+    asg_tag = named(blocks["resource"], "aws_autoscaling_group_tag", "nodes")
+    assert asg_tag["for_each"] == "${local.environment_tags}", "IAM-1: the node group's ASG (EKS does not tag it)"
+    assert "module.eks.eks_managed_node_groups_autoscaling_group_names" in asg_tag["autoscaling_group_name"]
+    tag = asg_tag["tag"][0] if isinstance(asg_tag["tag"], list) else asg_tag["tag"]
+    assert tag["propagate_at_launch"] is True
+    assert named(blocks["module"], "eks")["tags"] == "${local.environment_tags}", "IAM-1: nodes, volumes, ENIs"
+    vpc = named(blocks["module"], "vpc")
+    assert vpc["flow_log_cloudwatch_log_group_name_suffix"] == "${local.name}", (
+        "IAM-1: the CI roles reach log groups by name; the module's default suffix is the VPC ID"
+    )
+    for kind in ("security_group", "network_acl", "route_table"):
+        assert vpc[f"manage_default_{kind}"] is False, (
+            f"IAM-1: adopting the VPC's untagged default {kind} means tagging an untagged resource"
+        )
+
+
+def _ephemeral_variables_accepted(service: Path, environment: str, **overrides: object) -> tuple[bool, str]:
+    """Terraform's own validation of the ephemeral stack's variables, with the generated tfvars."""
+    import json
+    import shutil
+    import tempfile
+
+    values = {**tfvars(service, "ephemeral", "terraform.tfvars"),
+              **tfvars(service, "ephemeral", f"{environment}.tfvars")}
+    values.update(overrides)
+    with tempfile.TemporaryDirectory(prefix="tf-vars-") as scratch:
+        root = Path(scratch)
+        shutil.copy(tf_root(service) / "ephemeral" / "variables.tf", root / "variables.tf")
+        (root / "values.auto.tfvars.json").write_text(json.dumps(values))
+        command = TerraformCommand(str(root))
+        assert command.init().retcode == 0
+        applied = command.apply(auto_approve=True, input=False)
+        return applied.retcode == 0, f"{applied.value}\n{applied.error}"
+
+
+def test_net1_the_pipeline_reaches_the_eks_api_or_the_plan_says_why(service: Path) -> None:
+    """With the endpoint closed to the runners, helm_release and every deploy job fail at night:
+    Terraform refuses such variables with a message that says what to set."""
+    import json
+
+    answers = answers_of(service)
+    rendered = tfvars(service, "ephemeral", "terraform.tfvars")["cluster_endpoint_public_cidrs"]
+    expected = [c.strip() for c in str(answers.get("ci_runner_cidrs", "")).split(",") if c.strip()]
+    assert rendered == expected, "NET-1: the runners' CIDRs come from the answer ci_runner_cidrs"
+    accepted, message = _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=[])
+    assert not accepted and "ci_runner_cidrs" in message and "ci_reaches_private_endpoint" in message, message
+    assert _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=["203.0.113.0/24"])[0]
+    assert _ephemeral_variables_accepted(service, "prod", cluster_endpoint_public_cidrs=[],
+                                         ci_reaches_private_endpoint=True)[0]
+    for wide in (["0.0.0.0/0"], ["203.0.113.0/24", "10.1.0.0/0"], ["not-a-cidr"]):
+        accepted, message = _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=wide)
+        assert not accepted and "whole internet" in message, json.dumps(wide)

@@ -39,6 +39,12 @@ resource "aws_kms_key" "state" {
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.state_key.json
 
+  # IAM-1: shared by both environments, owned by neither. Without an Environment tag a CI role
+  # could tag it as its own and then manage it (persistent/ci_policies.tf).
+  tags = {
+    Environment = "shared"
+  }
+
   lifecycle {
     prevent_destroy = true
   }

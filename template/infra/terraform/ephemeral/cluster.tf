@@ -45,10 +45,7 @@ module "eks" {
 
   # Launch templates copy these onto nodes and volumes, which default_tags never reach:
   # IAM-1 keeps the other environment's CI role away from them by this tag.
-  tags = {
-    Environment = var.environment
-    Project     = var.project_slug
-  }
+  tags = local.environment_tags
 
   access_entries = {
     for key, arn in local.cluster_admins : key => {
@@ -63,11 +60,10 @@ module "eks" {
   }
 
   addons = {
-    # NET-1: the VPC CNI enforces NetworkPolicy only when asked (off by default upstream);
-    # without it deploy/k8s network-policy.yaml would be accepted and ignored.
+    # NET-1 and IAM-1 (tags.tf): NetworkPolicy enforced, pod ENIs tagged for the environment.
     vpc-cni = {
       before_compute       = true
-      configuration_values = jsonencode({ enableNetworkPolicy = "true" })
+      configuration_values = local.vpc_cni_configuration
     }
     eks-pod-identity-agent = { before_compute = true }
     kube-proxy             = {}
@@ -90,6 +86,21 @@ module "eks" {
       iam_role_use_name_prefix      = false
       iam_role_permissions_boundary = local.permissions_boundary_arn
     }
+  }
+}
+
+# IAM-1: EKS tags the node group's Auto Scaling group with its own keys only (node group tags
+# are not propagated to it): without the environment's tags the other environment's roles would
+# not be kept off it. Propagated to the instances it launches as well.
+resource "aws_autoscaling_group_tag" "nodes" {
+  for_each = local.environment_tags
+
+  autoscaling_group_name = module.eks.eks_managed_node_groups_autoscaling_group_names[0]
+
+  tag {
+    key                 = each.key
+    value               = each.value
+    propagate_at_launch = true
   }
 }
 
@@ -134,6 +145,9 @@ resource "helm_release" "lb_controller" {
     # The chart creates IngressClass `alb`, which the Kubernetes manifests use.
     createIngressClassResource = true
     ingressClass               = "alb"
+    # IAM-1: load balancers, target groups, listeners and security groups the controller
+    # creates carry the environment's tags; its boundary lets it change nothing else.
+    defaultTags = local.environment_tags
   })]
 
   depends_on = [module.eks, module.lb_controller_pod_identity]

@@ -22,6 +22,13 @@ module "vpc" {
   enable_dns_hostnames = true
   enable_dns_support   = true
 
+  # IAM-1: AWS creates the VPC's default security group, network ACL and route table untagged,
+  # and adopting them means tagging untagged resources, which no CI role may do. Nothing uses
+  # them: every subnet has its own route table, every ENI its own security group.
+  manage_default_security_group = false
+  manage_default_network_acl    = false
+  manage_default_route_table    = false
+
   public_subnet_tags = {
     "kubernetes.io/role/elb" = 1
   }
@@ -34,9 +41,11 @@ module "vpc" {
   create_flow_log_cloudwatch_log_group            = var.vpc_flow_logs
   create_flow_log_cloudwatch_iam_role             = var.vpc_flow_logs
   flow_log_cloudwatch_log_group_retention_in_days = 30
-  vpc_flow_log_iam_role_name                      = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_role_use_name_prefix           = false
-  vpc_flow_log_iam_policy_name                    = "${local.name}-vpc-flow-log"
-  vpc_flow_log_iam_policy_use_name_prefix         = false
-  vpc_flow_log_permissions_boundary               = local.permissions_boundary_arn
+  # IAM-1: the CI role reaches its log groups by name; the module's default suffix is the VPC ID.
+  flow_log_cloudwatch_log_group_name_suffix = local.name
+  vpc_flow_log_iam_role_name                = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_role_use_name_prefix     = false
+  vpc_flow_log_iam_policy_name              = "${local.name}-vpc-flow-log"
+  vpc_flow_log_iam_policy_use_name_prefix   = false
+  vpc_flow_log_permissions_boundary         = local.permissions_boundary_arn
 }

@@ -143,14 +143,26 @@ variable "az_count" {
 }
 
 variable "cluster_endpoint_public_cidrs" {
-  description = "Networks allowed to reach the public EKS API endpoint (GitLab runners' egress, admins); none keeps the endpoint private."
+  description = "NET-1: networks allowed to reach the public EKS API endpoint: the egress CIDRs of the GitLab runners that run the Terraform and deploy jobs (copier answer ci_runner_cidrs), admins'. None keeps the endpoint private."
   type        = list(string)
-  default     = []
 
   validation {
-    condition     = !contains(var.cluster_endpoint_public_cidrs, "0.0.0.0/0")
-    error_message = "The EKS API must not be open to the whole internet: list the runners' and admins' CIDRs."
+    condition     = alltrue([for cidr in var.cluster_endpoint_public_cidrs : can(cidrhost(cidr, 0)) && !endswith(cidr, "/0")])
+    error_message = "The EKS API must not be open to the whole internet: list IPv4 CIDR blocks of the runners and admins, never 0.0.0.0/0."
   }
+
+  # The helm_release resources of this stack and the deploy jobs call the EKS API from the
+  # runner: a private endpoint they cannot reach fails every apply and every deploy.
+  validation {
+    condition     = length(var.cluster_endpoint_public_cidrs) > 0 || var.ci_reaches_private_endpoint
+    error_message = "The pipeline cannot reach the EKS API: set cluster_endpoint_public_cidrs in terraform.tfvars to the egress CIDRs of the GitLab runners that run the Terraform and deploy jobs (copier answer ci_runner_cidrs), or, if those runners reach this VPC privately (peering, VPN, a runner in the VPC), set ci_reaches_private_endpoint = true."
+  }
+}
+
+variable "ci_reaches_private_endpoint" {
+  description = "NET-1: the GitLab runners of the Terraform and deploy jobs reach the cluster's private endpoint (peered network, VPN, runner in the VPC), so the public endpoint may stay closed."
+  type        = bool
+  default     = false
 }
 
 variable "cluster_deletion_protection" {

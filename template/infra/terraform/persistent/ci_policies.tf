@@ -37,6 +37,19 @@ locals {
   state_key_condition = {
     "ForAnyValue:StringEquals" = { "kms:ResourceAliases" = ["alias/${local.state_bucket}"] }
   }
+  # The bootstrap stack tags what every environment shares (state bucket and key) with this
+  # Environment value: no environment's "own tag" rule can ever match it.
+  shared_environment = "shared"
+
+  # IAM-1: the state key is used by every CI role (state objects) and managed by none: tagging,
+  # policy, deletion, grants stay with the account administrator who applies bootstrap/.
+  deny_state_key_management = {
+    Sid       = "StateKeyIsUsedNeverManaged"
+    Effect    = "Deny"
+    NotAction = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
+    Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+    Condition = local.state_key_condition
+  }
 
   in_region = { StringEquals = { "aws:RequestedRegion" = [var.aws_region] } }
 
@@ -49,7 +62,7 @@ locals {
       Action   = "*"
       Resource = "*"
       Condition = {
-        StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+        StringNotEquals = { "aws:ResourceTag/Environment" = [env, local.shared_environment] }
         Null            = { "aws:ResourceTag/Environment" = "false" }
       }
     }
@@ -94,7 +107,93 @@ locals {
     Resource = "*"
   }
 
+  # IAM-1: EC2 and CloudWatch Logs settings of the whole account and region, which carry no tag
+  # to scope by: the other environment and every other service of the account depend on them
+  # (a logs account policy can, for one, subscribe every log group to a destination).
+  deny_account_settings = {
+    Sid    = "NoAccountWideSettings"
+    Effect = "Deny"
+    Action = [
+      "logs:DeleteAccountPolicy",
+      "logs:DeleteResourcePolicy",
+      "logs:PutAccountPolicy",
+      "logs:PutResourcePolicy",
+      "ec2:DisableEbsEncryptionByDefault",
+      "ec2:DisableImageBlockPublicAccess",
+      "ec2:DisableSerialConsoleAccess",
+      "ec2:DisableSnapshotBlockPublicAccess",
+      "ec2:EnableEbsEncryptionByDefault",
+      "ec2:EnableImageBlockPublicAccess",
+      "ec2:EnableSerialConsoleAccess",
+      "ec2:EnableSnapshotBlockPublicAccess",
+      "ec2:ModifyEbsDefaultKmsKeyId",
+      "ec2:ModifyInstanceMetadataDefaults",
+      "ec2:ResetEbsDefaultKmsKeyId",
+    ]
+    Resource = "*"
+  }
+
+  # What the ephemeral stack creates in EC2 (VPC module, EKS module, database.tf), each call with
+  # the provider's default tags in the request (tag on create).
+  network_creates = [
+    "ec2:AllocateAddress",
+    "ec2:CreateFlowLogs",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+  ]
+
+  # The roles AWS itself acts through in an environment: the EKS cluster role (cluster ENIs and
+  # security group, tagged by EKS with its own keys) and the node role (VPC CNI ENIs). Their
+  # names can be claimed by a branch between two applies (docs/infrastructure.md), so what they
+  # get beyond the tag rules stays narrow: network interfaces.
+  aws_operated_roles = {
+    for env in local.environments : env => [
+      "${local.arn.iam_role}/${var.project_slug}-${env}-cluster*",
+      "${local.arn.iam_role}/${var.project_slug}-${env}-nodes",
+    ]
+  }
+
+  # IAM-2: exactly the roles the ephemeral stack creates (cluster.tf, network.tf). IAM has no
+  # condition key on a trust policy's content, so the names bound which roles a CI role can make
+  # trust someone (docs/infrastructure.md). The cluster role keeps a name prefix when it fits 38
+  # characters (cluster.tf); Terraform then appends 26 characters of timestamp and counter.
+  ephemeral_role_arns = {
+    for env in local.environments : env => concat(
+      [for role in ["nodes", "lb-controller", "external-secrets", "vpc-flow-log"] : "${local.arn.iam_role}/${var.project_slug}-${env}-${role}"],
+      [
+        length("${var.project_slug}-${env}-cluster-") <= 38
+        ? "${local.arn.iam_role}/${var.project_slug}-${env}-cluster-${join("", [for i in range(26) : "?"])}"
+        : "${local.arn.iam_role}/${var.project_slug}-${env}-cluster"
+      ],
+    )
+  }
+
   # --- Boundaries (IAM-2) ------------------------------------------------------------------
+
+  # The IAM writes the iam:PermissionsBoundary condition key describes (Service Authorization
+  # Reference, IAM): the new boundary of CreateRole/PutRolePermissionsBoundary, the role's
+  # boundary for the others. A role without a boundary has none, which StringNotEquals denies.
+  role_writes = [
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+  ]
+  # Each name prefix of this service and the boundary its roles carry (keys of boundary_arns).
+  service_role_arns   = { for key in keys(local.boundary_names) : key => "${local.arn.iam_role}/${var.project_slug}-${key == "ci" ? "gitlab" : key}-*" }
+  service_policy_arns = { for key in keys(local.boundary_names) : key => "${local.arn.iam_policy}/${var.project_slug}-${key == "ci" ? "gitlab" : key}-*" }
+  eks_managed_policy_arns = [
+    for name in ["AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"] :
+    "arn:aws:iam::aws:policy/${name}"
+  ]
 
   boundary_policies = merge(
     {
@@ -103,7 +202,7 @@ locals {
       # policies, cannot grow past this.
       ci = jsonencode({
         Version = "2012-10-17"
-        Statement = [
+        Statement = concat([
           {
             Sid    = "ServicesTheStacksUse"
             Effect = "Allow"
@@ -128,26 +227,56 @@ locals {
             Resource = "*"
           },
           local.deny_other_service,
+          local.deny_state_key_management,
+          local.deny_account_settings,
           local.deny_boundary_changes,
           local.deny_boundary_removal,
           local.deny_long_lived_identities,
+          # IAM-2: a ceiling even for a role that rewrote its own policies. Roles and policies
+          # are written only under this service's names, each role under its prefix's boundary;
+          # no other role of the account (an administrator's, OrganizationAccountAccessRole) is
+          # attached to, trusted into, passed or rewritten.
           {
-            Sid    = "CiRolesKeepTheCiBoundary"
-            Effect = "Deny"
-            Action = [
-              "iam:AttachRolePolicy",
-              "iam:CreateRole",
-              "iam:DeleteRolePolicy",
-              "iam:DetachRolePolicy",
-              "iam:PutRolePermissionsBoundary",
-              "iam:PutRolePolicy",
-            ]
-            Resource = "${local.arn.iam_role}/${var.project_slug}-gitlab-*"
+            Sid         = "OnlyThisServicesRoles"
+            Effect      = "Deny"
+            Action      = concat(local.role_writes, ["iam:PassRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy"])
+            NotResource = values(local.service_role_arns)
+          },
+          {
+            Sid         = "OnlyThisServicesPolicies"
+            Effect      = "Deny"
+            Action      = ["iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"]
+            NotResource = values(local.service_policy_arns)
+          },
+          {
+            Sid      = "NoUserOrGroupRights"
+            Effect   = "Deny"
+            Action   = ["iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:AttachUserPolicy", "iam:PutGroupPolicy", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary"]
+            Resource = "*"
+          },
+          {
+            # AWS managed policies: only those the EKS module attaches to the cluster and node roles.
+            Sid      = "AttachOnlyThisServicesPolicies"
+            Effect   = "Deny"
+            Action   = "iam:AttachRolePolicy"
+            Resource = "*"
             Condition = {
-              StringNotEquals = { "iam:PermissionsBoundary" = [local.boundary_arns.ci] }
+              ArnNotLike = { "iam:PolicyARN" = concat(values(local.service_policy_arns), local.eks_managed_policy_arns) }
             }
           },
-        ]
+          ],
+          [
+            for key, arn in local.service_role_arns : {
+              Sid      = "${title(key)}RolesKeepThe${title(key)}Boundary"
+              Effect   = "Deny"
+              Action   = local.role_writes
+              Resource = arn
+              Condition = {
+                StringNotEquals = { "iam:PermissionsBoundary" = [local.boundary_arns[key]] }
+              }
+            }
+          ],
+        )
       })
     },
     {
@@ -164,7 +293,8 @@ locals {
               "acm:List*",
               "autoscaling:Describe*",
               "cognito-idp:DescribeUserPoolClient",
-              "ec2:*",
+              "ec2:Describe*",
+              "ec2:Get*",
               "ecr:BatchCheckLayerAvailability",
               "ecr:BatchGetImage",
               "ecr:DescribeImages",
@@ -172,12 +302,14 @@ locals {
               "ecr:GetDownloadUrlForLayer",
               "eks:Describe*",
               "eks-auth:AssumeRoleForPodIdentity",
-              "elasticloadbalancing:*",
+              "elasticloadbalancing:Describe*",
               "iam:CreateServiceLinkedRole",
               "iam:GetServerCertificate",
               "iam:ListServerCertificates",
               "kms:CreateGrant",
               "kms:Decrypt",
+              # The EKS module's ClusterEncryption policy (cluster role): envelope encryption of secrets.
+              "kms:ListGrants",
               "kms:DescribeKey",
               "kms:Encrypt",
               "kms:GenerateDataKey*",
@@ -219,6 +351,96 @@ locals {
           },
           # BatchGetSecretValue still needs GetSecretValue on each secret it returns.
           { Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },
+          {
+            # EKS acts through the cluster and node roles on network interfaces it creates
+            # without our tags (control plane ENIs, the VPC CNI's ENIs before ADDITIONAL_ENI_TAGS
+            # applies): AmazonEKSClusterPolicy and AmazonEKS_CNI_Policy, ENIs only.
+            Sid    = "ClusterAndNodeNetworkInterfaces"
+            Effect = "Allow"
+            Action = [
+              "ec2:AssignPrivateIpAddresses",
+              "ec2:AttachNetworkInterface",
+              "ec2:CreateNetworkInterface",
+              "ec2:CreateNetworkInterfacePermission",
+              "ec2:CreateSecurityGroup",
+              "ec2:CreateTags",
+              "ec2:DeleteNetworkInterface",
+              "ec2:DeleteNetworkInterfacePermission",
+              "ec2:DetachNetworkInterface",
+              "ec2:ModifyNetworkInterfaceAttribute",
+              "ec2:UnassignPrivateIpAddresses",
+            ]
+            Resource = [
+              "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:security-group/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:subnet/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:instance/*",
+              "arn:aws:ec2:${local.arn.region_prefix}:vpc/*",
+            ]
+            Condition = { ArnLike = { "aws:PrincipalArn" = local.aws_operated_roles[env] } }
+          },
+          {
+            # The cluster security group EKS creates carries aws:eks:cluster-name (reserved prefix).
+            Sid       = "ClusterSecurityGroup"
+            Effect    = "Allow"
+            Action    = "ec2:*"
+            Resource  = "arn:aws:ec2:${local.arn.region_prefix}:security-group/*"
+            Condition = { StringEquals = { "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"] } }
+          },
+          {
+            # IAM-1: every other role (the load balancer controller) creates what it tags for this
+            # environment (chart defaultTags, ephemeral/cluster.tf) ...
+            Sid       = "CreateTaggedLoadBalancing"
+            Effect    = "Allow"
+            Action    = ["ec2:CreateSecurityGroup", "ec2:CreateTags", "elasticloadbalancing:AddTags", "elasticloadbalancing:Create*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+          },
+          {
+            # ... and changes only what carries this environment's tag: never an untagged resource.
+            Sid       = "ChangeOwnLoadBalancing"
+            Effect    = "Allow"
+            Action    = ["ec2:*", "elasticloadbalancing:*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+          },
+          {
+            # What the controller of this cluster created before it tagged with defaultTags
+            # carries its own ownership tag (set at creation, like every tag here): it keeps
+            # managing it, and adds this environment's tags on its next reconcile.
+            Sid       = "ChangeOwnControllerResources"
+            Effect    = "Allow"
+            Action    = ["ec2:*", "elasticloadbalancing:*"]
+            Resource  = "*"
+            Condition = { StringEquals = { "aws:ResourceTag/elbv2.k8s.aws/cluster" = ["${var.project_slug}-${env}"] } }
+          },
+          {
+            # Tagging an untagged resource for this environment would bring it into reach.
+            Sid         = "NeverTagIntoThisEnvironment"
+            Effect      = "Deny"
+            Action      = ["ec2:CreateTags", "elasticloadbalancing:AddTags"]
+            NotResource = "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*"
+            Condition = {
+              StringNotEquals = {
+                "aws:ResourceTag/Environment"           = [env]
+                "aws:ResourceTag/elbv2.k8s.aws/cluster" = ["${var.project_slug}-${env}"]
+              }
+              Null = { "ec2:CreateAction" = "true", "elasticloadbalancing:CreateAction" = "true" }
+            }
+          },
+          {
+            # The VPC CNI (node role) tags the ENIs it manages; nobody else tags an untagged ENI.
+            Sid      = "OnlyTheCniTagsNetworkInterfaces"
+            Effect   = "Deny"
+            Action   = "ec2:CreateTags"
+            Resource = "arn:aws:ec2:${local.arn.region_prefix}:network-interface/*"
+            Condition = {
+              StringNotEquals = { "aws:ResourceTag/Environment" = [env] }
+              Null            = { "ec2:CreateAction" = "true" }
+              ArnNotLike      = { "aws:PrincipalArn" = local.aws_operated_roles[env] }
+            }
+          },
+          local.deny_account_settings,
           local.deny_other_environment[env],
           local.deny_other_service,
           local.deny_boundary_changes,
@@ -292,13 +514,82 @@ locals {
           Condition = local.state_key_condition
         },
         {
-          # VPC, subnets, NAT, security groups, launch templates: EC2 has no name to scope by,
-          # so the region bounds it and the deny below keeps the other environment out.
-          Sid       = "Network"
+          Sid       = "ReadNetwork"
           Effect    = "Allow"
-          Action    = ["ec2:*", "autoscaling:*", "elasticloadbalancing:Describe*"]
+          Action    = ["ec2:Describe*", "ec2:Get*", "autoscaling:Describe*", "elasticloadbalancing:Describe*"]
           Resource  = "*"
           Condition = local.in_region
+        },
+        {
+          # IAM-1: EC2 has no name to scope by, so the tags are the scope: what this environment
+          # creates carries its tags from the request on (provider default_tags) ...
+          Sid      = "CreateOwnNetwork"
+          Effect   = "Allow"
+          Action   = local.network_creates
+          Resource = "*"
+          Condition = {
+            StringEquals = {
+              "aws:RequestTag/Environment" = [env]
+              "aws:RequestTag/Project"     = [var.project_slug]
+              "aws:RequestedRegion"        = [var.aws_region]
+            }
+          }
+        },
+        {
+          # ... a rule is a new object inside a security group, which must be ours (next statement);
+          # aws_security_group_rule (EKS module) sends no tags for it, so none are required here ...
+          Sid      = "CreateRulesInOwnSecurityGroups"
+          Effect   = "Allow"
+          Action   = ["ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"]
+          Resource = "arn:aws:ec2:${local.arn.region_prefix}:security-group-rule/*"
+        },
+        {
+          # ... and only what carries them is changed or deleted: never an untagged resource,
+          # whoever created it (an ALB, an ENI, another team's instance).
+          Sid      = "ChangeOwnNetwork"
+          Effect   = "Allow"
+          Action   = "ec2:*"
+          Resource = "*"
+          Condition = {
+            StringEquals = {
+              "aws:ResourceTag/Environment" = [env]
+              "aws:ResourceTag/Project"     = [var.project_slug]
+              "aws:RequestedRegion"         = [var.aws_region]
+            }
+          }
+        },
+        {
+          # EKS tags the cluster security group it creates with aws:eks:cluster-name only (a
+          # reserved prefix nobody else can write); the EKS module adds this environment's tags.
+          Sid       = "TagOwnClusterSecurityGroup"
+          Effect    = "Allow"
+          Action    = ["ec2:CreateTags", "ec2:DeleteTags"]
+          Resource  = "arn:aws:ec2:${local.arn.region_prefix}:security-group/*"
+          Condition = { StringEquals = { "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"] } }
+        },
+        {
+          # EKS gives the node group's Auto Scaling group its own tags only (eks:cluster-name);
+          # cluster.tf adds this environment's, which the denies below then protect.
+          Sid       = "TagOwnNodeGroupAutoScalingGroup"
+          Effect    = "Allow"
+          Action    = ["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"]
+          Resource  = "arn:aws:autoscaling:${local.arn.region_prefix}:autoScalingGroup:*:autoScalingGroupName/*"
+          Condition = { StringEquals = { "autoscaling:ResourceTag/eks:cluster-name" = ["${var.project_slug}-${env}"] } }
+        },
+        {
+          # IAM-1: tag-then-act. Tagging an untagged resource for this environment would bring it
+          # into reach of ChangeOwnNetwork: only at creation (ec2:CreateAction) or on what is ours.
+          Sid      = "NeverTagIntoThisEnvironment"
+          Effect   = "Deny"
+          Action   = "ec2:CreateTags"
+          Resource = "*"
+          Condition = {
+            StringNotEquals = {
+              "aws:ResourceTag/Environment"          = [env]
+              "aws:ResourceTag/aws:eks:cluster-name" = ["${var.project_slug}-${env}"]
+            }
+            Null = { "ec2:CreateAction" = "true" }
+          }
         },
         {
           Sid    = "OwnCluster"
@@ -376,9 +667,34 @@ locals {
           # Keys of this environment only: created with its tags, managed while they carry them.
           Sid       = "CreateOwnKeys"
           Effect    = "Allow"
-          Action    = ["kms:CreateKey", "kms:TagResource"]
+          Action    = "kms:CreateKey"
           Resource  = "*"
           Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          # CreateKey's Tags are authorized as kms:TagResource on "*", not on a key (KMS developer
+          # guide, "Controlling access to tags"); the deny below keeps this off existing keys.
+          Sid       = "TagNewOwnKeys"
+          Effect    = "Allow"
+          Action    = "kms:TagResource"
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:RequestTag/Environment" = [env], "aws:RequestTag/Project" = [var.project_slug] } }
+        },
+        {
+          # IAM-1: tagging a key is how a role would make it its own (tag, then kms:* below): only
+          # keys already tagged for this environment are retagged, never an untagged or shared one.
+          Sid       = "NeverTagAKeyIntoThisEnvironment"
+          Effect    = "Deny"
+          Action    = ["kms:TagResource", "kms:UntagResource"]
+          Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+          Condition = { StringNotEquals = { "aws:ResourceTag/Environment" = [env] } }
+        },
+        {
+          Sid       = "NeverTagAnythingOutOfThisEnvironment"
+          Effect    = "Deny"
+          Action    = ["autoscaling:CreateOrUpdateTags", "ec2:CreateTags", "elasticloadbalancing:AddTags", "kms:TagResource"]
+          Resource  = "*"
+          Condition = { StringNotEquals = { "aws:RequestTag/Environment" = [env] }, Null = { "aws:RequestTag/Environment" = "false" } }
         },
         {
           Sid       = "ManageOwnKeys"
@@ -403,9 +719,21 @@ locals {
           Resource = "*"
         },
         {
-          Sid       = "OwnLogs"
+          # IAM-1: the log groups of this environment, by the names the modules give them (EKS
+          # control plane, RDS exports, VPC flow logs): never another log group of the account.
+          Sid    = "OwnLogGroups"
+          Effect = "Allow"
+          Action = "logs:*"
+          Resource = [
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/eks/${var.project_slug}-${env}/*",
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/rds/instance/${var.project_slug}-${env}/*",
+            "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/vpc-flow-log/${var.project_slug}-${env}*",
+          ]
+        },
+        {
+          Sid       = "FindLogGroups"
           Effect    = "Allow"
-          Action    = "logs:*"
+          Action    = "logs:DescribeLogGroups"
           Resource  = "*"
           Condition = local.in_region
         },
@@ -416,12 +744,27 @@ locals {
           Resource = "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/eks/*"
         },
         {
+          # IAM-2: the roles the ephemeral stack creates, under the environment's boundary, and
+          # no other name (a role of one's own could trust another account and outlive the destroy).
+          Sid       = "CreateTheStacksRolesUnderBoundary"
+          Effect    = "Allow"
+          Action    = "iam:CreateRole"
+          Resource  = local.ephemeral_role_arns[env]
+          Condition = { StringEquals = { "iam:PermissionsBoundary" = [local.boundary_arns[env]] } }
+        },
+        {
+          Sid       = "ChangeTheStacksRolesTrust"
+          Effect    = "Allow"
+          Action    = "iam:UpdateAssumeRolePolicy"
+          Resource  = local.ephemeral_role_arns[env]
+          Condition = { StringEquals = { "aws:ResourceTag/Environment" = [env], "aws:ResourceTag/Project" = [var.project_slug] } }
+        },
+        {
           # IAM-2: roles of this environment exist only under its boundary.
           Sid    = "OwnRolesUnderBoundary"
           Effect = "Allow"
           Action = [
             "iam:AttachRolePolicy",
-            "iam:CreateRole",
             "iam:DeleteRolePolicy",
             "iam:DetachRolePolicy",
             "iam:PutRolePermissionsBoundary",
@@ -437,7 +780,6 @@ locals {
             "iam:DeleteRole",
             "iam:TagRole",
             "iam:UntagRole",
-            "iam:UpdateAssumeRolePolicy",
             "iam:UpdateRole",
             "iam:UpdateRoleDescription",
           ]
@@ -524,6 +866,7 @@ locals {
         },
         local.deny_other_environment[env],
         local.deny_other_service,
+        local.deny_state_key_management,
         local.deny_boundary_changes,
         local.deny_boundary_removal,
         local.deny_long_lived_identities,

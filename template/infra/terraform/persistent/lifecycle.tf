@@ -18,8 +18,9 @@ locals {
     [for digit in local.hex_digits : "*${digit}e"],
   )
 
-  # Each keep rule matches one suffix, about 1/16 of the promoted images: with the count used in
-  # ECR's own examples, a repository within its default quota (20,000 images) never reaches it.
+  # Each keep rule matches one suffix, at most 1/16 of the promoted images: at ECR's default quota
+  # of 100,000 images per repository that is about 6,250, far below the count used in ECR's own
+  # examples, so no keep rule ever expires what it keeps (tests/test_ecr_lifecycle.py).
   keep_count = 9999
 
   keep_promoted_rules = [
