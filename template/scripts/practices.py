@@ -49,6 +49,8 @@ DERIVED_VARIABLES = (
     "ECR_REGISTRY",
     "IMAGE_NAME",
 )
+# The Kaniko executor, called by its path or from PATH (/kaniko is on PATH in the -debug image).
+KANIKO = r"(^|[\s/])executor\s+--"
 PINNED_TAG = re.compile(r"(:(?!latest$)[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 Problems = list[str]
@@ -400,13 +402,13 @@ def ci_3(repo: Repository) -> Problems:
             problems.append(f"{pipeline.where(name)}: runs a docker:dind service; build with Kaniko")
         if re.match(r"(docker\.io/)?(library/)?docker(:|$)", pipeline.image(job)[1]):
             problems.append(f"{pipeline.where(name)}: runs the docker image; build with Kaniko")
-    builders = jobs_running(repo, r"/kaniko/executor|\bbuildctl\b|\bdocker build\b")
+    builders = jobs_running(repo, KANIKO + r"|\bbuildctl\b|\bdocker build\b")
     if not builders:
         problems.append(f"{PIPELINE}: no job builds the image with Kaniko")
     for name, job in builders:
         written, image, _ = pipeline.image(job)
-        if "KANIKO_IMAGE" not in written:
-            problems.append(f"{pipeline.where(name)}: image {written!r} is not the KANIKO_IMAGE variable")
+        if "$" in written:
+            problems.append(f"{pipeline.where(name)}: image {written!r} is a variable; a pipeline variable replaces it")
         if not PINNED_TAG.search(image):
             problems.append(f"{pipeline.where(name)}: image {image!r} is not pinned to a version")
     return problems
@@ -420,7 +422,7 @@ def ci_4(repo: Repository) -> Problems:
     positions = [pipeline.stages.index(stage) if stage in pipeline.stages else -1 for stage in order]
     if -1 in positions or positions != sorted(positions):
         problems.append(f"{PIPELINE}: stages must include build, scan-image, promote in that order")
-    for name, job in jobs_running(repo, r"/kaniko/executor"):
+    for name, job in jobs_running(repo, KANIKO):
         for destination in re.findall(r"--destination[= ]+\"?([^\"\s]+)", pipeline.script(job)):
             if not destination.endswith("-candidate"):
                 problems.append(f"{pipeline.where(name)}: pushes {destination}, not a <sha>-candidate tag")
