@@ -501,3 +501,54 @@ def test_every_suppression_says_why(service: Path) -> None:
             if "hadolint ignore=" in line:
                 assert re.search(r"hadolint ignore=\S+\s+.*\S", line), f"{name}:{number}: hadolint ignore without a reason"
             assert "nosemgrep" not in line or re.search(r"nosemgrep\S*\s*[:-]\s*\S", line), f"{name}:{number}"
+
+
+# --- SUP-1: no pip anywhere in the runtime image -------------------------------------------------
+
+
+def _replay(instruction: Instruction, prefixes: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    """A RUN instruction's shell command, with each image prefix mapped to a folder standing in for it."""
+    command = instruction.args
+    for prefix, folder in prefixes.items():
+        command = command.replace(prefix, str(folder))
+    return run(["bash", "-euc", command])
+
+
+def _pips(root: Path) -> list[str]:
+    found = [p for p in root.rglob("*") if re.match(r"pip(\d[\d.]*)?($|-.*\.(whl|dist-info)$)", p.name)]
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def test_runtime_image_has_no_pip(service: Path, tmp_path: Path) -> None:
+    """The runtime is the slim base's /usr/local plus the builder's /opt/venv: pip must be in neither.
+
+    /usr/local is stood in for by a prefix that has what python:<version>-slim has there: an
+    interpreter with pip in its site-packages and ensurepip's bundled pip wheel. /opt/venv is a
+    virtualenv made as the builder makes it. Every RUN of the Dockerfile that names one of them,
+    other than the lock install, is replayed on the stand-ins, in order.
+    """
+    image = Image.of(service)
+    version = str(answers_of(service)["python_version"])
+    python = python_for(version)
+    usr_local = tmp_path / "usr-local"
+    proc = run([python, "-m", "venv", str(usr_local)])
+    assert proc.returncode == 0, output(proc)
+    ensurepip = Path(run([python, "-c", "import ensurepip, os; print(os.path.dirname(ensurepip.__file__))"])
+                     .stdout.strip())
+    shutil.copytree(ensurepip, usr_local / "lib" / f"python{version}" / "ensurepip")
+    venv = tmp_path / "opt-venv"
+    proc = run([python, "-m", "venv", str(venv)])
+    assert proc.returncode == 0, output(proc)
+    assert _pips(usr_local) and _pips(venv), "the stand-ins must start with pip, as the real prefixes do"
+
+    prefixes = {"/usr/local": usr_local, str(image.venv): venv}
+    for stage in (image.builder, image.runtime):
+        for instruction in stage.all("RUN"):
+            if instruction is image.install or not any(p in instruction.args for p in prefixes):
+                continue
+            if stage is image.builder and "venv" in instruction.args and "pip" not in instruction.args:
+                continue  # `python -m venv /opt/venv`: the stand-in is already made
+            proc = _replay(instruction, prefixes)
+            assert proc.returncode == 0, f"line {instruction.line} fails when replayed\n{output(proc)}"
+    assert not _pips(venv), f"pip left in {image.venv}, which the runtime copies whole (SUP-1): {_pips(venv)}"
+    assert not _pips(usr_local), f"pip left in the base image's /usr/local (SUP-1): {_pips(usr_local)}"

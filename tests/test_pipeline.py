@@ -313,6 +313,89 @@ def test_deploys_use_the_promoted_sha_tag(service: Path, expanded: dict[str, Any
         assert "candidate" not in text, f"{name} deploys an unscanned -candidate (CI-4)"
 
 
+# --- CI-4: build, scan and promote against a registry that behaves like ECR ---------------------
+
+
+@pytest.fixture
+def fake_ecr(tmp_path: Path) -> dict[str, str]:
+    """`aws`, `executor` (Kaniko) and `trivy` on PATH, backed by tests/fixtures/fake_ecr.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("aws", "executor", "trivy"):
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_ecr.py"}" {name} "$@"\n')
+        wrapper.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "docker").mkdir()
+    return {"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}", "PROJECT": str(project),
+            "FAKE_ECR_DIR": str(tmp_path / "registry"), "DOCKER": str(tmp_path / "docker")}
+
+
+def image_pipeline(repo: Path, env: dict[str, str], sha: str, findings: bool = False,
+                   jobs_to_run: tuple[str, ...] = ("build-image", "scan-image", "promote-image")) -> list[str]:
+    """Runs the jobs one after the other, as their `needs` chain them, on the default branch.
+
+    Like GitLab, a failed job stops the chain (test_promote_needs_the_scan proves the `needs`).
+    Returns the jobs that passed; the output of the last one run is kept in `image_pipeline.last`.
+    """
+    (Path(env["PROJECT"]) / "Dockerfile").write_text(f"FROM scratch\n# {sha}\n")
+    args = ["--force-shell-executor", "--ignore-predefined-vars", "CI_PROJECT_DIR,CI_COMMIT_SHA",
+            "--variable", "AWS_ID_TOKEN=test-token", "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
+            "--variable", f"CI_COMMIT_SHA={sha}", "--variable", f"DOCKER_CONFIG={env['DOCKER']}"]
+    passed = []
+    for job in jobs_to_run:
+        proc = run([tool("gitlab-ci-local"), "--cwd", repo.name, *args, job], cwd=repo.parent,
+                   env={"PATH": env["PATH"], "FAKE_ECR_DIR": env["FAKE_ECR_DIR"],
+                        "FAKE_TRIVY_FINDINGS": "1" if findings else "0"})
+        image_pipeline.last = output(proc)  # type: ignore[attr-defined]
+        if proc.returncode != 0:
+            break
+        passed.append(job)
+    return passed
+
+
+def ecr_tags(env: dict[str, str], repository: str) -> dict[str, str]:
+    tags = Path(env["FAKE_ECR_DIR"], repository, "tags")
+    return {p.name: p.read_text() for p in tags.iterdir()} if tags.is_dir() else {}
+
+
+def test_build_scan_promote_against_ecr_rules(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    """First build; the same commit built again (MR pipeline after the branch's); promote retried."""
+    repository = str(answers_of(service)["project_slug"])
+    sha = "a" * 40
+    chain = ["build-image", "scan-image", "promote-image"]
+    assert image_pipeline(ci_repo, fake_ecr, sha) == chain, image_pipeline.last  # type: ignore[attr-defined]
+    tags = ecr_tags(fake_ecr, repository)
+    assert set(tags) == {f"{sha}-candidate", sha, "latest"}, tags
+    assert len(set(tags.values())) == 1, f"the promoted tags must be the scanned candidate's manifest: {tags}"
+
+    again = image_pipeline(ci_repo, fake_ecr, sha)
+    assert again == chain, f"a second pipeline of the same commit fails (CI-4)\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    assert ecr_tags(fake_ecr, repository) == tags, "the second build changed what the tags point at"
+    manifests = list(Path(fake_ecr["FAKE_ECR_DIR"], repository, "manifests").iterdir())
+    assert len(manifests) == 1, f"one commit, one image: {len(manifests)} manifests (--reproducible)"
+
+    retried = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("promote-image",))
+    assert retried == ["promote-image"], f"a retried promote fails\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    assert ecr_tags(fake_ecr, repository) == tags
+
+
+def test_an_image_whose_scan_fails_is_never_promoted(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    repository = str(answers_of(service)["project_slug"])
+    sha = "b" * 40
+    passed = image_pipeline(ci_repo, fake_ecr, sha, findings=True)
+    assert passed == ["build-image"], image_pipeline.last  # type: ignore[attr-defined]
+    assert "HIGH: 1" in image_pipeline.last  # type: ignore[attr-defined]
+    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}, "an unscanned image got a deployable tag"
+    # The same commit again (a retried pipeline): the scan still fails and nothing is promoted.
+    assert image_pipeline(ci_repo, fake_ecr, sha, findings=True) == ["build-image"]
+    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}
+    calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log").read_text()
+    assert "put-image" not in calls, calls
+
+
 # --- CI-1, CI-2: AWS through OIDC, derived values exported ---------------------------------------
 
 
@@ -520,9 +603,9 @@ def test_without_the_variable_the_same_job_assumes_its_own_role(ci_repo: Path,
                                                                 fake_aws: tuple[Path, dict[str, str]]) -> None:
     """The harness above would see a call: the same job, left alone, reaches AWS with the dev role."""
     log, env = fake_aws
-    run_job(ci_repo, env, "deploy-dev")
-    calls = log.read_text().splitlines()
-    assert calls and all(call.split()[0].endswith("-gitlab-dev") for call in calls), calls
+    proc = run_job(ci_repo, env, "deploy-dev")
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert calls and all(call.split()[0].endswith("-gitlab-dev") for call in calls), output(proc)
 
 
 def test_derived_values_are_exported_in_before_script(service: Path) -> None:
