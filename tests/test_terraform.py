@@ -502,7 +502,7 @@ def test_terraform_jobs_follow_tf1_and_ci5(service: Path) -> None:
         assert jobs[name].get("resource_group"), f"TF-1: {name} needs a resource_group"
     groups = {jobs[n]["resource_group"] for n in stateful}
     assert groups == {"terraform-persistent", "terraform-ephemeral-dev", "terraform-ephemeral-prod"}, groups
-    assert jobs["terraform-validate"]["parallel"]["matrix"][0]["STACK"] == list(STACKS), (
+    assert jobs["terraform-validate"]["parallel"]["matrix"][0]["STACK"] == [*STACKS, "gitlab"], (
         "validate must run on every stack"
     )
     text = path.read_text()

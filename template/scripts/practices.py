@@ -322,6 +322,71 @@ def strip_hcl_comments(text: str) -> str:
     return "\n".join(re.sub(r"\s*(#|//).*$", "", line) for line in text.splitlines())
 
 
+def hcl_blocks(text: str, kind: str, block_type: str | None) -> dict[str, str]:
+    """Bodies of the `<kind> "<block_type>" "<name>" { ... }` blocks of a stack, by name.
+
+    With no block_type, the one-label blocks: `variable "<name>" { ... }`.
+    """
+    blocks = {}
+    labels = rf'"{block_type}"\s+"([\w-]+)"' if block_type else r'"([\w-]+)"'
+    for match in re.finditer(rf"^{kind}\s+{labels}\s*\{{", text, flags=re.M):
+        depth, index = 1, match.end()
+        while depth and index < len(text):
+            depth += {"{": 1, "}": -1}.get(text[index], 0)
+            index += 1
+        blocks[match.group(1)] = text[match.end() : index - 1]
+    return blocks
+
+
+def hcl_value(body: str, name: str) -> str | None:
+    """The value of a top-level `name = value` line of a block body, quotes removed."""
+    match = re.search(rf"^\s*{name}\s*=\s*(.+?)\s*$", body, flags=re.M)
+    return match.group(1).strip('"') if match else None
+
+
+# --- GitLab settings as code (infra/terraform/gitlab, GIT-1) ------------------------------------
+
+GITLAB_STACK = "infra/terraform/gitlab"
+# Who may pass pipeline variables; `developer` lets any developer's pipeline override the YAML.
+STRICT_OVERRIDE_ROLES = {"maintainer", "owner", "no_one_allowed"}
+
+
+def gitlab_stack(repo: Repository) -> tuple[str, Problems]:
+    text = repo.terraform("gitlab")
+    if not re.search(r'^resource\s+"gitlab_project"\s', text, flags=re.M):
+        return text, [f"{GITLAB_STACK}: missing, or no gitlab_project resource; GitLab settings are clicked by hand"]
+    return text, []
+
+
+def variable_default(text: str, value: str | None) -> str | None:
+    """`var.x` resolved to its default; anything else as it is."""
+    if value and value.startswith("var."):
+        body = hcl_blocks(text, "variable", None).get(value[4:], "")
+        return hcl_value(body, "default")
+    return value
+
+
+def scheduled(repo: Repository, job: str) -> Problems:
+    """An active pipeline schedule on a branch, whose SCHEDULED_JOB variable is ``job``."""
+    text, problems = gitlab_stack(repo)
+    if problems:
+        return problems
+    schedules = hcl_blocks(text, "resource", "gitlab_pipeline_schedule")
+    for body in hcl_blocks(text, "resource", "gitlab_pipeline_schedule_variable").values():
+        if hcl_value(body, "key") != "SCHEDULED_JOB" or hcl_value(body, "value") != job:
+            continue
+        target = re.search(r"gitlab_pipeline_schedule\.([\w-]+)\.", hcl_value(body, "pipeline_schedule_id") or "")
+        schedule = schedules.get(target.group(1), "") if target else ""
+        if not schedule:
+            return [f"{GITLAB_STACK}: the SCHEDULED_JOB={job} variable belongs to no declared pipeline schedule"]
+        if hcl_value(schedule, "active") == "false":
+            return [f"{GITLAB_STACK}: the {job} pipeline schedule is declared but not active"]
+        if not (hcl_value(schedule, "ref") or "").startswith("refs/heads/"):
+            return [f"{GITLAB_STACK}: the {job} pipeline schedule does not run on a branch (refs/heads/...)"]
+        return []
+    return [f"{GITLAB_STACK}: no pipeline schedule with SCHEDULED_JOB={job}"]
+
+
 # --- The checks, one per practice ID ----------------------------------------------------------
 
 Check = Callable[[Repository], Problems]
@@ -372,6 +437,19 @@ def ci_1(repo: Repository) -> Problems:
             problems.append(f"{name}: uses {', '.join(keys)}; AWS is reached through OIDC, never a stored key")
     if not repo.path("docs/ci-variables.md").is_file():
         problems.append("docs/ci-variables.md is missing: it lists every CI/CD variable with its flags")
+    text, missing = gitlab_stack(repo)
+    problems += missing
+    for body in hcl_blocks(text, "resource", "gitlab_project").values():
+        role = hcl_value(body, "ci_pipeline_variables_minimum_override_role")
+        if role not in STRICT_OVERRIDE_ROLES:
+            problems.append(
+                f"{GITLAB_STACK}: ci_pipeline_variables_minimum_override_role is {role or 'not set'}; "
+                f"pipeline variables must be limited to {', '.join(sorted(STRICT_OVERRIDE_ROLES))}"
+            )
+    for name, body in hcl_blocks(text, "resource", "gitlab_project_variable").items():
+        for flag in ("masked", "hidden"):
+            if hcl_value(body, flag) != "true":
+                problems.append(f"{GITLAB_STACK}: gitlab_project_variable.{name} is not {flag} = true")
     return problems
 
 
@@ -431,12 +509,16 @@ def ci_4(repo: Repository) -> Problems:
         problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
     for name, job in scans:
         script = pipeline.script(job)
-        for flag in ("--image-src remote", "--exit-code 1", "-candidate"):
+        for flag in ("--image-src remote", "--exit-code 1"):
             if flag not in script:
                 problems.append(f"{pipeline.where(name)}: `trivy image` without {flag}")
         if not PINNED_TAG.search(pipeline.image(job)[1]):
             problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
-    problems += _promote_after_scan(repo, [name for name, _ in scans])
+    # Other scans (the audit's rescan of the deployed image) may read a promoted tag.
+    candidate_scans = [name for name, job in scans if "-candidate" in pipeline.script(job)]
+    if scans and not candidate_scans:
+        problems.append(f"{PIPELINE}: no `trivy image` job scans the <sha>-candidate")
+    problems += _promote_after_scan(repo, candidate_scans)
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
         if job.get("stage") == "deploy" and re.search(r"latest|-candidate", pipeline.script(job)):
@@ -520,6 +602,8 @@ def tf_2(repo: Repository) -> Problems:
         problems.append("infra/terraform/persistent: nothing has lifecycle prevent_destroy = true")
     if not re.search(r"data\s+\"terraform_remote_state\"", repo.terraform("ephemeral")):
         problems.append("infra/terraform/ephemeral: does not read persistent through terraform_remote_state")
+    # The ephemeral stack is ephemeral only if something destroys it every day.
+    problems += scheduled(repo, "destroy-ephemeral")
     return problems
 
 
@@ -536,6 +620,7 @@ def tf_3(repo: Repository) -> Problems:
     runbook = repo.text("docs/runbook.md")
     if not re.search(r"\bimport\b", runbook) or not re.search(r"\bmoved\b", runbook):
         problems.append("docs/runbook.md: does not show import and moved blocks")
+    problems += scheduled(repo, "drift")
     return problems
 
 
@@ -852,6 +937,8 @@ def sec_1(repo: Repository) -> Problems:
         for name, job in jobs:
             if job.get("allow_failure"):
                 problems.append(f"{repo.pipeline.where(name)}: {label} is allowed to fail, so it blocks nothing")
+    # A CVE published after the last change is found only by a scheduled audit.
+    problems += scheduled(repo, "audit")
     return problems
 
 
@@ -989,6 +1076,38 @@ def ops_3(repo: Repository) -> Problems:
     tests = "\n".join(p.read_text(encoding="utf-8") for p in sorted(repo.path("tests").glob("test_*.py")))
     if '"/health"' not in tests:
         problems.append("tests: no test calls /health")
+    return problems
+
+
+@check("GIT-1")
+def git_1(repo: Repository) -> Problems:
+    text, problems = gitlab_stack(repo)
+    if problems:
+        return problems
+    backends = re.findall(r"backend\s+\"s3\"\s*\{([^}]*)\}", text)
+    keys = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", "\n".join(backends)))
+    others = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", repo.terraform("persistent") + repo.terraform("ephemeral")))
+    if not keys or keys & others:
+        problems.append(f"{GITLAB_STACK}: no S3 state key of its own")
+    branches = hcl_blocks(text, "resource", "gitlab_branch_protection")
+    if not branches:
+        problems.append(f"{GITLAB_STACK}: the default branch is not protected (gitlab_branch_protection)")
+    for name, body in branches.items():
+        if hcl_value(body, "allow_force_push") != "false":
+            problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} allows force pushes")
+        if re.search(r'access_level\s*=\s*"developer"', body):
+            problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} lets developers push or merge")
+    protected = {
+        name: body
+        for name, body in hcl_blocks(text, "resource", "gitlab_project_protected_environment").items()
+        if "production" in (hcl_value(body, "environment") or "")
+    }
+    if not protected:
+        problems.append(f"{GITLAB_STACK}: the production environment is not protected")
+    for name, body in protected.items():
+        approvals = [variable_default(text, v) for v in re.findall(r"required_approvals\s*=\s*(\S+)", body)]
+        if not any(value and value.isdigit() and int(value) >= 1 for value in approvals):
+            problems.append(f"{GITLAB_STACK}: {name}: production deployments need no approval (required_approvals)")
     return problems
 
 
