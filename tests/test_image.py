@@ -184,8 +184,35 @@ def cmd_option(cmd: list[str], option: str) -> str:
 def test_both_stages_are_the_answered_slim_python(service: Path) -> None:
     image = Image.of(service)
     expected = f"python:{answers_of(service)['python_version']}-slim"
-    assert image.builder.base == expected, f"builder FROM {image.builder.base}, expected {expected} (SEC-3)"
-    assert image.runtime.base == expected, f"runtime FROM {image.runtime.base}, expected {expected} (SEC-3)"
+    for stage in (image.builder, image.runtime):
+        tag, _, digest = stage.base.partition("@")
+        assert tag == expected, f"{stage.name} FROM {stage.base}, expected {expected} (SEC-3)"
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{stage.name} FROM {stage.base}: no digest (SUP-1)"
+    assert image.builder.base == image.runtime.base, "both stages on the same base, so the venv runs where it was built"
+
+
+def test_every_from_and_ci_image_is_pinned_by_tag_and_digest(service: Path) -> None:
+    """`name:tag@sha256:<64 hex>`: the digest runs, the tag is for people and Renovate (SUP-1)."""
+    import yaml
+
+    pinned = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][A-Za-z0-9._-]*@sha256:[0-9a-f]{64}")
+    images = [(f"Dockerfile:{s.name}", s.base) for s in Image.of(service).stages]
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    for path in [service / ".gitlab-ci.yml", *sorted((service / ".gitlab" / "ci").glob("*.yml"))]:
+        for name, job in yaml.load(path.read_text(), Loader=Loader).items():  # noqa: S506 (SafeLoader subclass)
+            if not isinstance(job, dict):
+                continue
+            image = job.get("image")
+            found = [image.get("name") if isinstance(image, dict) else image]
+            found += [s.get("name") if isinstance(s, dict) else s for s in job.get("services") or []]
+            images += [(f"{path.name}:{name}", str(i)) for i in found if i]
+    assert len(images) >= 10, images
+    loose = [(where, image) for where, image in images if not pinned.fullmatch(image)]
+    assert not loose, f"images not pinned as name:tag@sha256:<digest> (SUP-1): {loose}"
 
 
 def test_runtime_gets_only_the_virtualenv_and_the_app(service: Path) -> None:

