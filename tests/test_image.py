@@ -184,8 +184,35 @@ def cmd_option(cmd: list[str], option: str) -> str:
 def test_both_stages_are_the_answered_slim_python(service: Path) -> None:
     image = Image.of(service)
     expected = f"python:{answers_of(service)['python_version']}-slim"
-    assert image.builder.base == expected, f"builder FROM {image.builder.base}, expected {expected} (SEC-3)"
-    assert image.runtime.base == expected, f"runtime FROM {image.runtime.base}, expected {expected} (SEC-3)"
+    for stage in (image.builder, image.runtime):
+        tag, _, digest = stage.base.partition("@")
+        assert tag == expected, f"{stage.name} FROM {stage.base}, expected {expected} (SEC-3)"
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{stage.name} FROM {stage.base}: no digest (SUP-1)"
+    assert image.builder.base == image.runtime.base, "both stages on the same base, so the venv runs where it was built"
+
+
+def test_every_from_and_ci_image_is_pinned_by_tag_and_digest(service: Path) -> None:
+    """`name:tag@sha256:<64 hex>`: the digest runs, the tag is for people and Renovate (SUP-1)."""
+    import yaml
+
+    pinned = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][A-Za-z0-9._-]*@sha256:[0-9a-f]{64}")
+    images = [(f"Dockerfile:{s.name}", s.base) for s in Image.of(service).stages]
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    for path in [service / ".gitlab-ci.yml", *sorted((service / ".gitlab" / "ci").glob("*.yml"))]:
+        for name, job in yaml.load(path.read_text(), Loader=Loader).items():  # noqa: S506 (SafeLoader subclass)
+            if not isinstance(job, dict):
+                continue
+            image = job.get("image")
+            found = [image.get("name") if isinstance(image, dict) else image]
+            found += [s.get("name") if isinstance(s, dict) else s for s in job.get("services") or []]
+            images += [(f"{path.name}:{name}", str(i)) for i in found if i]
+    assert len(images) >= 10, images
+    loose = [(where, image) for where, image in images if not pinned.fullmatch(image)]
+    assert not loose, f"images not pinned as name:tag@sha256:<digest> (SUP-1): {loose}"
 
 
 def test_runtime_gets_only_the_virtualenv_and_the_app(service: Path) -> None:
@@ -501,3 +528,54 @@ def test_every_suppression_says_why(service: Path) -> None:
             if "hadolint ignore=" in line:
                 assert re.search(r"hadolint ignore=\S+\s+.*\S", line), f"{name}:{number}: hadolint ignore without a reason"
             assert "nosemgrep" not in line or re.search(r"nosemgrep\S*\s*[:-]\s*\S", line), f"{name}:{number}"
+
+
+# --- SUP-1: no pip anywhere in the runtime image -------------------------------------------------
+
+
+def _replay(instruction: Instruction, prefixes: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    """A RUN instruction's shell command, with each image prefix mapped to a folder standing in for it."""
+    command = instruction.args
+    for prefix, folder in prefixes.items():
+        command = command.replace(prefix, str(folder))
+    return run(["bash", "-euc", command])
+
+
+def _pips(root: Path) -> list[str]:
+    found = [p for p in root.rglob("*") if re.match(r"pip(\d[\d.]*)?($|-.*\.(whl|dist-info)$)", p.name)]
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def test_runtime_image_has_no_pip(service: Path, tmp_path: Path) -> None:
+    """The runtime is the slim base's /usr/local plus the builder's /opt/venv: pip must be in neither.
+
+    /usr/local is stood in for by a prefix that has what python:<version>-slim has there: an
+    interpreter with pip in its site-packages and ensurepip's bundled pip wheel. /opt/venv is a
+    virtualenv made as the builder makes it. Every RUN of the Dockerfile that names one of them,
+    other than the lock install, is replayed on the stand-ins, in order.
+    """
+    image = Image.of(service)
+    version = str(answers_of(service)["python_version"])
+    python = python_for(version)
+    usr_local = tmp_path / "usr-local"
+    proc = run([python, "-m", "venv", str(usr_local)])
+    assert proc.returncode == 0, output(proc)
+    ensurepip = Path(run([python, "-c", "import ensurepip, os; print(os.path.dirname(ensurepip.__file__))"])
+                     .stdout.strip())
+    shutil.copytree(ensurepip, usr_local / "lib" / f"python{version}" / "ensurepip")
+    venv = tmp_path / "opt-venv"
+    proc = run([python, "-m", "venv", str(venv)])
+    assert proc.returncode == 0, output(proc)
+    assert _pips(usr_local) and _pips(venv), "the stand-ins must start with pip, as the real prefixes do"
+
+    prefixes = {"/usr/local": usr_local, str(image.venv): venv}
+    for stage in (image.builder, image.runtime):
+        for instruction in stage.all("RUN"):
+            if instruction is image.install or not any(p in instruction.args for p in prefixes):
+                continue
+            if stage is image.builder and "venv" in instruction.args and "pip" not in instruction.args:
+                continue  # `python -m venv /opt/venv`: the stand-in is already made
+            proc = _replay(instruction, prefixes)
+            assert proc.returncode == 0, f"line {instruction.line} fails when replayed\n{output(proc)}"
+    assert not _pips(venv), f"pip left in {image.venv}, which the runtime copies whole (SUP-1): {_pips(venv)}"
+    assert not _pips(usr_local), f"pip left in the base image's /usr/local (SUP-1): {_pips(usr_local)}"

