@@ -191,10 +191,7 @@ def test_versions_that_are_copier_answers_are_left_to_copier_update(service: Pat
                                            "package": "alpine/k8s", "datasource": "docker", "updateType": "minor"})
     assert kubectl_minor["enabled"] is False, "kubectl follows kubernetes_version, an answer"
     docs = (service / "docs" / "updates.md").read_text()
-<<<<<<< HEAD
     assert "copier update --trust --defaults --skip-answered --data python_version=" in docs and "Renovate" in docs
-=======
-    assert "copier update --trust --data python_version=" in docs and "Renovate" in docs
 
 
 @pytest.mark.parametrize(("manager", "file", "package"), [("dockerfile", "Dockerfile", "python"),
@@ -205,4 +202,3 @@ def test_renovate_pins_every_image_by_digest(service: Path, manager: str, file: 
     update = {"manager": manager, "file": file, "package": package, "datasource": "docker", "updateType": "patch"}
     assert settings_for(service, update).get("pinDigests") is True or config(service).get("pinDigests") is True
     assert config(service).get("pinDigests") is True, "pinDigests: true pins the images Renovate does not yet pin"
->>>>>>> issue-12
