@@ -73,7 +73,8 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
         # An unknown user's password is checked against this hash of the same cost, so that the
         # answer takes as long as for a wrong password and tells nothing about which names exist.
-        self._decoy = hash_password(secrets.token_urlsafe(32), rounds)
+        # Made on the pool, so that it does not add a hash's time to every cold start.
+        self._decoy = self._pool.submit(hash_password, secrets.token_urlsafe(32), rounds)
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         # Only the event loop's thread counts, so the counter needs no lock.
@@ -90,7 +91,7 @@ class PasswordHasher:
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """True only for a known user's right password; as slow for an unknown user (password_hash None)."""
-        candidate = password_hash if password_hash is not None else self._decoy
+        candidate = password_hash if password_hash is not None else await asyncio.wrap_future(self._decoy)
         matches = await self._run(verify_password, password, candidate)
         return matches and password_hash is not None
 
