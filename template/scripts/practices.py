@@ -1107,6 +1107,76 @@ def sup_1(repo: Repository) -> Problems:
     return problems
 
 
+def _seconds(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@check("RUN-1")
+def run_1(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for overlay, docs in repo.overlays.items():
+        for doc in of_kind(docs, "Deployment"):
+            where, spec = f"{overlay}: Deployment {name_of(doc)}", pod_spec(doc)
+            app = app_container(spec)
+            pre_stop = (app.get("lifecycle") or {}).get("preStop") or {}
+            delay = _seconds((pre_stop.get("sleep") or {}).get("seconds"))
+            if delay < 10:
+                problems.append(f"{where}: no preStop sleep of 10 s or more; the ALB still sends to a deleted pod")
+            env = {v.get("name"): v.get("value") for v in app.get("env") or []}
+            drain = _seconds(env.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"))
+            if drain < 1:
+                problems.append(f"{where}: UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN unset; in-flight requests are not drained")
+            grace = _seconds(spec.get("terminationGracePeriodSeconds", 30))
+            if grace < delay + drain + 5:
+                problems.append(
+                    f"{where}: terminationGracePeriodSeconds {grace} < preStop {delay} + shutdown {drain} + 5"
+                )
+            zones = [c for c in spec.get("topologySpreadConstraints") or []
+                     if c.get("topologyKey") == "topology.kubernetes.io/zone"]  # fmt: skip
+            if not any(c.get("whenUnsatisfiable") == "DoNotSchedule" for c in zones):
+                problems.append(f"{where}: replicas are not required to spread over zones (DoNotSchedule)")
+        for ns in of_kind(docs, "Namespace"):
+            labels = (ns.get("metadata") or {}).get("labels") or {}
+            if labels.get("elbv2.k8s.aws/pod-readiness-gate-inject") != "enabled":
+                problems.append(f"{overlay}: Namespace {name_of(ns)} lacks the ALB pod readiness gate label")
+        if overlay.endswith("/prod"):
+            for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+                if _seconds((hpa.get("spec") or {}).get("minReplicas", 1)) < 2:
+                    problems.append(f"{overlay}: HorizontalPodAutoscaler {name_of(hpa)} lets prod run one pod")
+    return problems
+
+
+@check("RUN-2")
+def run_2(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    for overlay, docs in repo.overlays.items():
+        for doc in of_kind(docs, "Deployment"):
+            where, spec = f"{overlay}: Deployment {name_of(doc)}", pod_spec(doc)
+            app = app_container(spec)
+            env = {v.get("name"): v for v in app.get("env") or []}
+            if "DATABASE_URL" in env or "DATABASE_URL_FILE" not in env:
+                problems.append(
+                    f"{where}: the app reads DATABASE_URL from its environment; a rotated password needs a restart"
+                )
+            secret_volumes = {v.get("name") for v in spec.get("volumes") or []
+                              if (v.get("secret") or {}).get("secretName") == "db-secret"}  # fmt: skip
+            mounts = [m for m in app.get("volumeMounts") or [] if m.get("name") in secret_volumes]
+            if not mounts or any("subPath" in m for m in mounts):
+                problems.append(f"{where}: db-secret is not mounted whole (a subPath mount is never refreshed)")
+        for secret in of_kind(docs, "ExternalSecret"):
+            interval = str((secret.get("spec") or {}).get("refreshInterval", ""))
+            if name_of(secret) == "db-secret" and interval not in {"1m", "60s", "30s", "2m", "5m"}:
+                problems.append(
+                    f"{overlay}: ExternalSecret db-secret refreshes every {interval or 'never'}; 5m at most"
+                )
+    if not re.search(r"^limits\b", repo.text("requirements.in"), re.M):
+        problems.append("requirements.in: no rate-limit library (limits); logins and signups are not rate limited")
+    return problems
+
+
 @check("GIT-1")
 def git_1(repo: Repository) -> Problems:
     text, problems = gitlab_stack(repo)
