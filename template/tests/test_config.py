@@ -66,6 +66,10 @@ def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"ENVIRONMENT": "dev", "SECRET_KEY": "x" * 40}, "DATABASE_URL must be set when ENVIRONMENT=dev"),
         ({"ENVIRONMENT": "prod", "DATABASE_URL": PG_URL}, "SECRET_KEY must be set"),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be"),
+        (
+            {"ENVIRONMENT": "prod", "SECRET_KEY": "x" * 40, "DATABASE_URL_FILE": "/nonexistent/db/url"},
+            "DATABASE_URL_FILE cannot be read",
+        ),
     ],
 )
 def test_refuses_to_start_naming_the_missing_setting(env: dict[str, str], missing: str, tmp_path: Path) -> None:
