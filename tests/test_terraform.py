@@ -176,9 +176,10 @@ def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) 
         "CI-1: the CI roles must trust the gitlab_project_path answer"
     )
     roles = named(stack(service, "persistent")["locals"], "ci_roles")
-    assert set(roles) == {"build", "dev", "prod"}, "CI-1: one role per DEPLOY_ENV (build, dev, prod)"
-    assert roles["prod"]["test"] == "StringEquals", "CI-1: prod trust must be an exact match"
-    assert roles["prod"]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), "CI-1: prod only from main"
+    assert set(roles) == {"build", "dev", "prod", "prod-plan"}, "CI-1: one role per DEPLOY_ENV (build, dev, prod-plan, prod)"
+    for name in ("prod", "prod-plan"):
+        assert roles[name]["test"] == "StringEquals", f"CI-1: {name} trust must be an exact match"
+        assert roles[name]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), f"CI-1: {name} only from main"
     assert "ref:*" in roles["dev"]["sub"] and "ref_type:branch" in roles["dev"]["sub"], "CI-1: dev from branches"
     assert 'default     = "main"' in (persistent / "variables.tf").read_text(), "CI-1: default branch is main"
     assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "iam.tf").read_text(), (
