@@ -607,8 +607,11 @@ def test_oidc_provider_can_be_shared_by_services_of_one_account(service: Path) -
     assert moved and moved[0]["to"] == "${aws_iam_openid_connect_provider.gitlab[0]}", (
         "copier update needs a moved block"
     )
-    trust = named(blocks["data"], "aws_iam_policy_document", "trust")
-    assert trust["statement"][0]["principals"][0]["identifiers"] == ["${local.oidc_provider_arn}"]
+    # The trust policies are rendered from ci_policies.tf (tests/test_iam.py decides them with STS's rules).
+    role = named(blocks["resource"], "aws_iam_role", "ci")
+    assert role["assume_role_policy"] == "${local.trust_policies[each.key]}"
+    text = (tf_root(service) / "persistent" / "ci_policies.tf").read_text()
+    assert "Principal = { Federated = local.oidc_provider_arn }" in text, "the trust names the provider by its ARN"
 
 
 def test_iam2_every_role_the_ephemeral_stack_creates_has_the_boundary(service: Path) -> None:
