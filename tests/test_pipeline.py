@@ -614,6 +614,27 @@ def test_without_the_variable_the_same_job_assumes_its_own_role(ci_repo: Path,
     assert calls and all(call.split()[0].endswith("-gitlab-dev") for call in calls), output(proc)
 
 
+@pytest.mark.parametrize("job", ["terraform-drift-prod", "terraform-drift-persistent"])
+def test_scheduled_drift_runs_with_the_read_only_role(ci_repo: Path, fake_aws: tuple[Path, dict[str, str]],
+                                                      job: str) -> None:
+    """IAM-1: the drift schedule, which nobody starts, reaches AWS as prod-plan and plans without
+    the lock (the role cannot write it). A fake `terraform` records the role of each call."""
+    log, env = fake_aws
+    bin_dir = Path(env["PATH"].split(":", 1)[0])
+    (bin_dir / "terraform").write_text(f'#!/usr/bin/env bash\necho "$AWS_ROLE_ARN terraform $*" >> {log}\n')
+    (bin_dir / "apk").write_text("#!/usr/bin/env bash\nexit 0\n")  # the image's package manager, not needed here
+    for name in ("terraform", "apk"):
+        (bin_dir / name).chmod(0o755)
+    proc = run_job(ci_repo, env, job, "CI_PIPELINE_SOURCE=schedule", "SCHEDULED_JOB=drift")
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert calls, f"{job} never reached terraform\n{output(proc)}"
+    roles = {call.split()[0].rsplit("/", 1)[-1] for call in calls}
+    slug = answers_of(ci_repo)["project_slug"]
+    assert roles == {f"{slug}-gitlab-prod-plan"}, f"{job} assumed {roles}, not the read-only role (IAM-1)"
+    plans = [call for call in calls if " plan " in f"{call} "]
+    assert plans and all("-lock=false" in call for call in plans), f"{job} would write the state lock: {plans}"
+
+
 def test_derived_values_are_exported_in_before_script(service: Path) -> None:
     before = "\n".join(map(str, raw_ci(service)[".aws-oidc"]["before_script"]))
     for name in DERIVED:
