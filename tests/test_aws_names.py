@@ -35,7 +35,7 @@ def _render(value: str, slug: str) -> str:
     text = value.replace("${local.name}", "${var.project_slug}-${var.environment}")
     text = text.replace("${local.state_bucket}", "${var.project_slug}-tfstate-${var.account_id}")
     text = text.replace("${var.project_slug}", slug).replace("${var.environment}", "prod")
-    text = text.replace("${var.account_id}", "0" * 12).replace("${each.key}", "build")
+    text = text.replace("${var.account_id}", "0" * 12).replace("${each.key}", "prod-plan")  # the longest CI role key
     assert "${" not in text, f"name not resolved: {value}"
     return text
 

@@ -61,13 +61,15 @@ def world(service: Path) -> dict:
         "gitlab_project_path": answers["gitlab_project_path"],
         "base_domain": answers["base_domain"],
     }
-    names = ["build_policy", "terraform_policies", "persistent_policy", "boundary_policies", "boundary_arns"]
+    names = ["build_policy", "terraform_policies", "persistent_policy", "boundary_policies", "boundary_arns",
+             "prod_plan_policy", "trust_policies"]
     rendered = evaluate_locals(service / "infra" / "terraform" / "persistent", ["ci_policies.tf"], names, variables,
                                inputs={"hosted_zone_arn": zone})
     policies = {
         "build": [rendered["build_policy"]],
         "dev": [rendered["terraform_policies"]["dev"]],
         "prod": [rendered["terraform_policies"]["prod"], rendered["persistent_policy"]],
+        "prod-plan": [rendered["prod_plan_policy"]],
     }
     principals = {
         name: {
@@ -99,6 +101,8 @@ def world(service: Path) -> dict:
     }
     return {"slug": slug, "account": account, "region": region, "zone": zone, "domain": answers["base_domain"],
             "principals": principals, "boundaries": rendered["boundary_arns"],
+            "trust": {name: json.loads(doc) for name, doc in rendered["trust_policies"].items()},
+            "project_path": answers["gitlab_project_path"],
             "state_key_policy": _key_policy(service, "bootstrap", "main.tf", "state_key", account),
             "state_key_tags": _resource_tags(service, "bootstrap", "main.tf", "aws_kms_key", "state"),
             "oidc_provider": f"arn:aws:iam::{account}:oidc-provider/gitlab.com"}
@@ -489,6 +493,145 @@ def cases(w: dict) -> list[Case]:
         Case("dev", "cloudformation:CreateStack", f"arn:aws:cloudformation:{r}:{a}:stack/x/1", DENY, "stack as admin"),
         Case("dev", "sts:AssumeRole", role(f"{s}-gitlab-prod"), DENY, "hop to prod"),
         Case("dev", "acm:DeleteCertificate", f"arn:aws:acm:{r}:{a}:certificate/0f1e2d3c", DENY, "persistent", region),
+        # --- IAM-1: prod-plan, the read-only role of the drift schedule and the automatic prod plan ---
+        *_prod_plan_cases(w),
+    ]
+
+
+def _assume_with_web_identity(w: dict, role: str, sub: str, aud: str = "sts.amazonaws.com") -> str:
+    """STS's decision on a GitLab ID token for the role `<slug>-gitlab-<role>`: its trust policy
+    (rendered from ci_policies.tf, the one iam.tf gives the role) is the resource policy."""
+    host = w["oidc_provider"].split("oidc-provider/", 1)[1]
+    # STS compares <issuer>:aud and <issuer>:sub like any string key (IAM user guide, "Available
+    # keys for AWS OIDC federation"), but iam-data's Service Authorization Reference lists the
+    # keys of a few issuers only, and the simulator drops the others from the request: the
+    # issuer's keys are renamed to Google's, in the trust policy and the request alike.
+    known = "accounts.google.com"
+    trust = json.loads(json.dumps(w["trust"][role]).replace(f'"{host}:', f'"{known}:'))
+    assert json.dumps(trust) != json.dumps(w["trust"][role]), "the trust policy no longer names the issuer's keys"
+    host = known
+    simulation = {
+        "request": {
+            "principal": w["oidc_provider"],
+            "action": "sts:AssumeRoleWithWebIdentity",
+            "resource": {"resource": f"arn:aws:iam::{w['account']}:role/{w['slug']}-gitlab-{role}",
+                         "accountId": w["account"]},
+            "contextVariables": {f"{host}:aud": aud, f"{host}:sub": sub},
+        },
+        "identityPolicies": [], "serviceControlPolicies": [], "resourceControlPolicies": [],
+        "resourcePolicy": trust,
+    }
+    proc = subprocess.run([_node(), str(IAM_DIR / "simulate.mjs")], input=json.dumps([simulation]), text=True,
+                          capture_output=True, cwd=IAM_DIR, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)[0]["result"]
+
+
+@pytest.mark.parametrize(("role", "ref", "expected"), [
+    ("prod-plan", "ref_type:branch:ref:main", ALLOW),
+    ("prod-plan", "ref_type:branch:ref:feature", DENY),
+    ("prod-plan", "ref_type:branch:ref:main-copy", DENY),
+    ("prod-plan", "ref_type:tag:ref:main", DENY),
+    ("prod", "ref_type:branch:ref:main", ALLOW),
+    ("prod", "ref_type:branch:ref:feature", DENY),
+    ("dev", "ref_type:branch:ref:feature", ALLOW),
+    ("dev", "ref_type:tag:ref:v1.0.0", DENY),
+    ("build", "ref_type:tag:ref:v1.0.0", ALLOW),
+])
+def test_ci1_trust_policies_as_sts_decides_them(world: dict, role: str, ref: str, expected: str) -> None:
+    """CI-1, IAM-1: only pipelines of the default branch assume prod-plan (and prod); the main
+    schedules run on it. The sub claim GitLab writes: project_path:<path>:ref_type:<type>:ref:<ref>."""
+    sub = f"project_path:{world['project_path']}:{ref}"
+    decision = _assume_with_web_identity(world, role, sub)
+    assert (ALLOW if decision == "Allowed" else DENY) == expected, f"{role} for {sub}: {decision}"
+
+
+def test_ci1_trust_refuses_another_project_and_another_audience(world: dict) -> None:
+    main = "ref_type:branch:ref:main"
+    other = world["project_path"] + "-fork"
+    assert _assume_with_web_identity(world, "prod-plan", f"project_path:{other}:{main}") != "Allowed"
+    assert _assume_with_web_identity(world, "prod-plan", f"project_path:{world['project_path']}:{main}",
+                                     aud="https://gitlab.com") != "Allowed"
+
+
+def _prod_plan_cases(w: dict) -> list[Case]:
+    s, a, r, zone = w["slug"], w["account"], w["region"], w["zone"]
+    bucket = f"arn:aws:s3:::{s}-tfstate-{a}"
+    region = {"aws:RequestedRegion": r}
+    prod = {"aws:ResourceTag/Environment": "prod", "aws:ResourceTag/Project": s}
+    dev = {"aws:ResourceTag/Environment": "dev", "aws:ResourceTag/Project": s}
+    state_key = f"arn:aws:kms:{r}:{a}:key/11111111-2222-3333-4444-555555555555"
+    state_key_ctx = {"kms:ResourceAliases": [f"alias/{s}-tfstate-{a}"],
+                     **{f"aws:ResourceTag/{k}": v for k, v in w["state_key_tags"].items()}}
+    env_key = f"arn:aws:kms:{r}:{a}:key/66666666-7777-8888-9999-000000000000"
+    key_policy = w["state_key_policy"]
+    secret = lambda env, name: f"arn:aws:secretsmanager:{r}:{a}:secret:{s}/{env}/{name}-AbCdEf"
+    rds_secret = f"arn:aws:secretsmanager:{r}:{a}:secret:rds!db-0f1e2d3c-AbCdEf"
+    db = f"arn:aws:rds:{r}:{a}:db:{s}-prod"
+    cluster = f"arn:aws:eks:{r}:{a}:cluster/{s}-prod"
+    instance = f"arn:aws:ec2:{r}:{a}:instance/i-0123456789abcdef0"
+    role = lambda name: f"arn:aws:iam::{a}:role/{name}"
+    repo = f"arn:aws:ecr:{r}:{a}:repository/{s}"
+    via_secrets = {"kms:ViaService": f"secretsmanager.{r}.amazonaws.com"}
+    P = "prod-plan"
+    return [
+        # What plan -refresh of the prod ephemeral stack and of the persistent stack reads.
+        Case(P, "s3:ListBucket", bucket, ALLOW, "init lists the state bucket"),
+        Case(P, "s3:GetObject", f"{bucket}/ephemeral/prod/terraform.tfstate", ALLOW, "reads the prod state"),
+        Case(P, "s3:GetObject", f"{bucket}/persistent/terraform.tfstate", ALLOW, "reads the persistent state"),
+        Case(P, "kms:Decrypt", state_key, ALLOW, "decrypts the state", state_key_ctx, key_policy),
+        Case(P, "ec2:DescribeInstances", "*", ALLOW, "refreshes the network and nodes", region),
+        Case(P, "ec2:DescribeAvailabilityZones", "*", ALLOW, "data.aws_availability_zones", region),
+        Case(P, "eks:DescribeCluster", cluster, ALLOW, "refreshes the cluster", prod),
+        Case(P, "eks:ListAccessEntries", cluster, ALLOW, "refreshes access entries", prod),
+        Case(P, "eks:DescribeAddonVersions", "*", ALLOW, "the EKS module's add-on versions"),
+        Case(P, "rds:DescribeDBInstances", db, ALLOW, "refreshes the database", prod),
+        Case(P, "secretsmanager:DescribeSecret", secret("prod", "app"), ALLOW, "refreshes the secret", prod),
+        Case(P, "secretsmanager:GetSecretValue", secret("prod", "database"), ALLOW,
+             "aws_secretsmanager_secret_version's refresh is GetSecretValue (host, port, name)", prod),
+        Case(P, "secretsmanager:GetSecretValue", secret("prod", "app"), ALLOW,
+             "the same refresh of the app secret's version (docs/infrastructure.md)", prod),
+        Case(P, "kms:Decrypt", env_key, ALLOW, "decrypts those secrets through Secrets Manager",
+             {**prod, **via_secrets}, key_policy),
+        Case(P, "kms:DescribeKey", env_key, ALLOW, "refreshes the prod keys", prod, key_policy),
+        Case(P, "iam:GetRole", role(f"{s}-prod-nodes"), ALLOW, "refreshes the stack's roles"),
+        Case(P, "ecr:DescribeRepositories", repo, ALLOW, "refreshes the repositories"),
+        Case(P, "route53:GetHostedZone", zone, ALLOW, "refreshes the zone"),
+        Case(P, "acm:DescribeCertificate", f"arn:aws:acm:{r}:{a}:certificate/0f1e2d3c", ALLOW, "certificate", region),
+        # ... and nothing it could change anything with.
+        Case(P, "ec2:TerminateInstances", instance, DENY, "prod nodes", {**prod, **region}),
+        Case(P, "rds:ModifyDBInstance", db, DENY, "turn off deletion protection", prod),
+        Case(P, "rds:DeleteDBInstance", db, DENY, "delete the prod database", prod),
+        Case(P, "eks:DeleteCluster", cluster, DENY, "delete the prod cluster", prod),
+        Case(P, "eks:CreateAccessEntry", cluster, DENY, "become cluster admin", prod),
+        Case(P, "s3:PutObject", f"{bucket}/ephemeral/prod/terraform.tfstate", DENY, "rewrite the prod state"),
+        Case(P, "s3:PutObject", f"{bucket}/ephemeral/prod/terraform.tfstate.tflock", DENY,
+             "not even the lock: its jobs plan with -lock=false"),
+        Case(P, "s3:DeleteObject", f"{bucket}/persistent/terraform.tfstate.tflock", DENY, "break an apply's lock"),
+        Case(P, "s3:GetObject", f"{bucket}/ephemeral/dev/terraform.tfstate", DENY, "dev's state is not its plan"),
+        Case(P, "kms:ScheduleKeyDeletion", state_key, DENY, "the state key", state_key_ctx, key_policy),
+        Case(P, "kms:ScheduleKeyDeletion", env_key, DENY, "a prod key", prod, key_policy),
+        Case(P, "kms:Decrypt", env_key, DENY, "a prod key outside Secrets Manager", prod, key_policy),
+        Case(P, "kms:Encrypt", state_key, DENY, "write state-key ciphertext", state_key_ctx, key_policy),
+        Case(P, "secretsmanager:GetSecretValue", rds_secret, DENY, "the master password: no version in the stack",
+             {"aws:ResourceTag/aws:rds:primaryDBInstanceArn": db}),
+        Case(P, "secretsmanager:GetSecretValue", secret("prod", "other"), DENY, "any other prod secret", prod),
+        Case(P, "secretsmanager:GetSecretValue", secret("dev", "app"), DENY, "dev's signing key", dev),
+        Case(P, "secretsmanager:PutSecretValue", secret("prod", "app"), DENY, "replace the signing key", prod),
+        Case(P, "iam:CreateRole", role(f"{s}-gitlab-x"), DENY, "a role",
+             {"iam:PermissionsBoundary": w["boundaries"]["ci"]}),
+        Case(P, "iam:PassRole", role(f"{s}-prod-nodes"), DENY, "pass a prod role",
+             {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Case(P, "iam:PutRolePolicy", role(f"{s}-gitlab-prod-plan"), DENY, "grow its own rights",
+             {"iam:PermissionsBoundary": w["boundaries"]["ci"]}),
+        Case(P, "iam:AttachRolePolicy", role(f"{s}-gitlab-prod-plan"), DENY, "attach admin to itself",
+             {"iam:PermissionsBoundary": w["boundaries"]["ci"],
+              "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        Case(P, "sts:AssumeRole", role(f"{s}-gitlab-prod"), DENY, "hop to the prod role"),
+        Case(P, "ecr:PutImage", repo, DENY, "push or promote an image"),
+        Case(P, "route53:ChangeResourceRecordSets", zone, DENY, "change DNS"),
+        Case(P, "ssm:PutParameter", f"arn:aws:ssm:{r}:{a}:parameter/{s}/prod/x", DENY, "write a parameter", prod),
+        Case(P, "eks:DescribeCluster", f"arn:aws:eks:{r}:{a}:cluster/{s}-dev", DENY, "the dev cluster", dev),
     ]
 
 

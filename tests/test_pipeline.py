@@ -142,9 +142,9 @@ def image_of(job: dict[str, Any], top: dict[str, Any]) -> tuple[str, Any]:
 
 
 def role_of(job: dict[str, Any]) -> str | None:
-    """The AWS role a job assumes: the literal its before_script starts with (`.aws-build/dev/prod`)."""
+    """The AWS role a job assumes: the literal its before_script starts with (`.aws-build/dev/prod-plan/prod`)."""
     before = [str(line) for line in job.get("before_script") or []]
-    match = re.fullmatch(r"aws_environment=(\w+)", before[0]) if before else None
+    match = re.fullmatch(r"aws_environment=([\w-]+)", before[0]) if before else None
     return match.group(1) if match else None
 
 
@@ -410,7 +410,7 @@ def test_aws_access_goes_through_oidc(service: Path, expanded: dict[str, Any]) -
             f"{name}: no OIDC token"
         )
         before = [str(line) for line in job.get("before_script") or []]
-        assert role_of(job) in {"build", "dev", "prod"}, f"{name}: the role is not a literal of the job (CI-2)"
+        assert role_of(job) in {"build", "dev", "prod-plan", "prod"}, f"{name}: the role is not a literal of the job (CI-2)"
         assert before[1 : len(prefix) + 1] == prefix, f"{name} must run .aws-oidc's before_script first (CI-1, CI-2)"
         assert "DEPLOY_ENV" not in (job.get("variables") or {}), f"{name}: a pipeline variable would override DEPLOY_ENV"
 
@@ -445,7 +445,7 @@ def test_roles_are_per_environment(service: Path) -> None:
 
 
 def test_production_jobs_run_only_on_the_default_branch(expanded: dict[str, Any]) -> None:
-    prod = {n: j for n, j in jobs(expanded).items() if role_of(j) == "prod"}
+    prod = {n: j for n, j in jobs(expanded).items() if role_of(j) in {"prod", "prod-plan"}}
     assert prod, "no production job found"
     for name, job in prod.items():
         rules = job.get("rules") or []
@@ -475,21 +475,23 @@ SCENARIOS: dict[str, list[str]] = {
     "DEPLOY_ENV=prod on main": ["--variable", "DEPLOY_ENV=prod"],
     "TRIVY_IMAGE set": ["--variable", "TRIVY_IMAGE=evil.example/trivy:1"],
 }
-# The jobs each scenario must hold, and the prod-role jobs it may hold (all of them manual,
-# non-blocking, in the protected production environment), or, for the drift schedule, run.
-EXPECTED: dict[str, tuple[set[str], set[str]]] = {
+# The jobs each scenario must hold, the prod-role jobs it may hold (all of them manual,
+# non-blocking, in the protected production environment: a person starts them), and the jobs
+# that must read with the read-only prod-plan role (IAM-1: what nobody starts, drift included).
+PROD_MANUAL = {"terraform-apply-prod", "deploy-prod"}
+EXPECTED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "default branch": ({"build-image", "scan-image", "promote-image", "terraform-apply-dev", "deploy-dev"},
-                       {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
-    "branch push": ({"build-image", "promote-image", "deploy-dev"}, set()),
-    "merge request": ({"lint", "terraform-plan-dev", "terraform-plan-persistent"}, set()),
-    "tag": ({"build-image", "scan-image", "promote-image"}, set()),
-    "scheduled destroy": ({"destroy-ephemeral"}, set()),
-    "scheduled drift": ({"terraform-drift-persistent", "terraform-drift-prod"},
+                       PROD_MANUAL, {"terraform-plan-prod"}),
+    "branch push": ({"build-image", "promote-image", "deploy-dev"}, set(), set()),
+    "merge request": ({"lint", "terraform-plan-dev", "terraform-plan-persistent"}, set(), set()),
+    "tag": ({"build-image", "scan-image", "promote-image"}, set(), set()),
+    "scheduled destroy": ({"destroy-ephemeral"}, set(), set()),
+    "scheduled drift": ({"terraform-drift-persistent", "terraform-drift-prod"}, set(),
                         {"terraform-drift-persistent", "terraform-drift-prod"}),
-    "scheduled audit": ({"pip-audit", "trivy-fs", "semgrep", "rescan-deployed-image"}, set()),
-    "DEPLOY_ENV=prod on a branch": ({"deploy-dev"}, set()),
-    "DEPLOY_ENV=prod on main": ({"deploy-dev"}, {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
-    "TRIVY_IMAGE set": ({"scan-image"}, {"terraform-plan-prod", "terraform-apply-prod", "deploy-prod"}),
+    "scheduled audit": ({"pip-audit", "trivy-fs", "semgrep", "rescan-deployed-image"}, set(), set()),
+    "DEPLOY_ENV=prod on a branch": ({"deploy-dev"}, set(), set()),
+    "DEPLOY_ENV=prod on main": ({"deploy-dev"}, PROD_MANUAL, {"terraform-plan-prod"}),
+    "TRIVY_IMAGE set": ({"scan-image"}, PROD_MANUAL, {"terraform-plan-prod"}),
 }
 
 
@@ -508,17 +510,21 @@ def test_each_scenario_runs_the_expected_jobs_with_the_expected_role(
 ) -> None:
     every = jobs(expanded)
     running = listed(ci_repo, *SCENARIOS[scenario])
-    required, prod_allowed = EXPECTED[scenario]
-    assert required <= set(running), f"{scenario}: {sorted(required - set(running))} do not run"
-    prod = {name for name in running if role_of(every[name.split(":")[0]]) == "prod"}
+    required, prod_allowed, plan_required = EXPECTED[scenario]
+    assert required | plan_required <= set(running), (
+        f"{scenario}: {sorted((required | plan_required) - set(running))} do not run")
+    role = {name: role_of(every[name.split(":")[0]]) for name in running}
+    prod = {name for name in running if role[name] == "prod"}
     assert prod <= prod_allowed, f"{scenario}: {sorted(prod - prod_allowed)} reach the prod role (IAM-1)"
     for name in prod:
         job = every[name]
         assert (job.get("environment") or {}).get("name") == "production", f"{name}: outside the protected environment"
-        if not scenario.startswith("scheduled"):
-            assert running[name]["when"] == "manual" and running[name]["allow_failure"] is True, (
-                f"{scenario}: {name} uses the prod role without a person starting it, or blocks the pipeline"
-            )
+        # IAM-1: schedules included, the prod role is reached only by a job a person starts.
+        assert running[name]["when"] == "manual" and running[name]["allow_failure"] is True, (
+            f"{scenario}: {name} uses the prod role without a person starting it, or blocks the pipeline"
+        )
+    plan = {name for name in running if role[name] == "prod-plan"}
+    assert plan == plan_required, f"{scenario}: read-only prod-plan jobs {sorted(plan)}, expected {sorted(plan_required)}"
 
 
 @pytest.mark.parametrize("scenario", ["default branch", "DEPLOY_ENV=prod on main"])
@@ -606,6 +612,27 @@ def test_without_the_variable_the_same_job_assumes_its_own_role(ci_repo: Path,
     proc = run_job(ci_repo, env, "deploy-dev")
     calls = log.read_text().splitlines() if log.exists() else []
     assert calls and all(call.split()[0].endswith("-gitlab-dev") for call in calls), output(proc)
+
+
+@pytest.mark.parametrize("job", ["terraform-drift-prod", "terraform-drift-persistent"])
+def test_scheduled_drift_runs_with_the_read_only_role(ci_repo: Path, fake_aws: tuple[Path, dict[str, str]],
+                                                      job: str) -> None:
+    """IAM-1: the drift schedule, which nobody starts, reaches AWS as prod-plan and plans without
+    the lock (the role cannot write it). A fake `terraform` records the role of each call."""
+    log, env = fake_aws
+    bin_dir = Path(env["PATH"].split(":", 1)[0])
+    (bin_dir / "terraform").write_text(f'#!/usr/bin/env bash\necho "$AWS_ROLE_ARN terraform $*" >> {log}\n')
+    (bin_dir / "apk").write_text("#!/usr/bin/env bash\nexit 0\n")  # the image's package manager, not needed here
+    for name in ("terraform", "apk"):
+        (bin_dir / name).chmod(0o755)
+    proc = run_job(ci_repo, env, job, "CI_PIPELINE_SOURCE=schedule", "SCHEDULED_JOB=drift")
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert calls, f"{job} never reached terraform\n{output(proc)}"
+    roles = {call.split()[0].rsplit("/", 1)[-1] for call in calls}
+    slug = answers_of(ci_repo)["project_slug"]
+    assert roles == {f"{slug}-gitlab-prod-plan"}, f"{job} assumed {roles}, not the read-only role (IAM-1)"
+    plans = [call for call in calls if " plan " in f"{call} "]
+    assert plans and all("-lock=false" in call for call in plans), f"{job} would write the state lock: {plans}"
 
 
 def test_derived_values_are_exported_in_before_script(service: Path) -> None:

@@ -176,9 +176,10 @@ def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) 
         "CI-1: the CI roles must trust the gitlab_project_path answer"
     )
     roles = named(stack(service, "persistent")["locals"], "ci_roles")
-    assert set(roles) == {"build", "dev", "prod"}, "CI-1: one role per DEPLOY_ENV (build, dev, prod)"
-    assert roles["prod"]["test"] == "StringEquals", "CI-1: prod trust must be an exact match"
-    assert roles["prod"]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), "CI-1: prod only from main"
+    assert set(roles) == {"build", "dev", "prod", "prod-plan"}, "CI-1: one role per DEPLOY_ENV (build, dev, prod-plan, prod)"
+    for name in ("prod", "prod-plan"):
+        assert roles[name]["test"] == "StringEquals", f"CI-1: {name} trust must be an exact match"
+        assert roles[name]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), f"CI-1: {name} only from main"
     assert "ref:*" in roles["dev"]["sub"] and "ref_type:branch" in roles["dev"]["sub"], "CI-1: dev from branches"
     assert 'default     = "main"' in (persistent / "variables.tf").read_text(), "CI-1: default branch is main"
     assert 'name                 = "${var.project_slug}-gitlab-${each.key}"' in (persistent / "iam.tf").read_text(), (
@@ -606,8 +607,11 @@ def test_oidc_provider_can_be_shared_by_services_of_one_account(service: Path) -
     assert moved and moved[0]["to"] == "${aws_iam_openid_connect_provider.gitlab[0]}", (
         "copier update needs a moved block"
     )
-    trust = named(blocks["data"], "aws_iam_policy_document", "trust")
-    assert trust["statement"][0]["principals"][0]["identifiers"] == ["${local.oidc_provider_arn}"]
+    # The trust policies are rendered from ci_policies.tf (tests/test_iam.py decides them with STS's rules).
+    role = named(blocks["resource"], "aws_iam_role", "ci")
+    assert role["assume_role_policy"] == "${local.trust_policies[each.key]}"
+    text = (tf_root(service) / "persistent" / "ci_policies.tf").read_text()
+    assert "Principal = { Federated = local.oidc_provider_arn }" in text, "the trust names the provider by its ARN"
 
 
 def test_iam2_every_role_the_ephemeral_stack_creates_has_the_boundary(service: Path) -> None:

@@ -9,6 +9,10 @@ locals {
     { ci = local.ci_role_arn },
     { for i, arn in var.cluster_admin_arns : "admin-${i}" => arn },
   )
+
+  # IAM-1: the read-only prod-plan role (drift schedule, automatic prod plan) refreshes the Helm
+  # releases, whose records are Secrets in their namespaces: a view of those two namespaces only.
+  plan_readers = var.environment == "prod" ? { plan = data.terraform_remote_state.persistent.outputs.ci_role_arns["prod-plan"] } : {}
 }
 
 module "eks" {
@@ -47,17 +51,30 @@ module "eks" {
   # IAM-1 keeps the other environment's CI role away from them by this tag.
   tags = local.environment_tags
 
-  access_entries = {
-    for key, arn in local.cluster_admins : key => {
-      principal_arn = arn
-      policy_associations = {
-        admin = {
-          policy_arn   = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-          access_scope = { type = "cluster" }
+  access_entries = merge(
+    {
+      for key, arn in local.cluster_admins : key => {
+        principal_arn = arn
+        policy_associations = {
+          admin = {
+            policy_arn   = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+            access_scope = { type = "cluster" }
+          }
         }
       }
-    }
-  }
+    },
+    {
+      for key, arn in local.plan_readers : key => {
+        principal_arn = arn
+        policy_associations = {
+          view = {
+            policy_arn   = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
+            access_scope = { type = "namespace", namespaces = ["kube-system", "external-secrets"] }
+          }
+        }
+      }
+    },
+  )
 
   addons = {
     # NET-1 and IAM-1 (tags.tf): NetworkPolicy enforced, pod ENIs tagged for the environment.

@@ -15,6 +15,35 @@ locals {
 
   environments = ["dev", "prod"]
 
+  # Which pipelines may assume each role, as GitLab writes the token's `sub` claim. prod-plan is
+  # the read-only twin of prod (IAM-1): the drift schedule and the automatic prod plan, which no
+  # person starts, run on the default branch with it and never with prod.
+  ci_roles = {
+    build       = { test = "StringLike", sub = "${local.project_sub}:ref_type:*:ref:*" }
+    dev         = { test = "StringLike", sub = "${local.project_sub}:ref_type:branch:ref:*" }
+    prod        = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
+    "prod-plan" = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
+  }
+
+  # CI-1: a GitLab ID token of this project (sub) issued for AWS STS (aud), nothing else.
+  trust_policies = {
+    for name, role in local.ci_roles : name => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Action    = "sts:AssumeRoleWithWebIdentity"
+        Principal = { Federated = local.oidc_provider_arn }
+        # The audience is always matched exactly; the sub claim with the role's operator.
+        Condition = {
+          for operator in distinct(["StringEquals", role.test]) : operator => merge(
+            operator == "StringEquals" ? { "${local.oidc_host}:aud" = "sts.amazonaws.com" } : {},
+            operator == role.test ? { "${local.oidc_host}:sub" = role.sub } : {},
+          )
+        }
+      }]
+    })
+  }
+
   arn = {
     region_prefix = "${var.aws_region}:${var.account_id}"
     iam_role      = "arn:aws:iam::${var.account_id}:role"
@@ -873,6 +902,242 @@ locals {
       ]
     })
   }
+
+  # --- prod-plan: read-only plan of the prod ephemeral stack and of this stack (IAM-1, TF-3) -----
+  #
+  # What `terraform plan` (refresh) of both reads, and nothing it could write with: the jobs that
+  # use it run with -lock=false, so not even the S3 lock object (<key>.tflock) is written. A plan
+  # made without the lock is safe to apply later: Terraform refuses a saved plan whose state has
+  # changed since ("Saved plan is stale").
+  prod_plan_read_actions = [
+    "acm:Describe*",
+    "acm:List*",
+    "autoscaling:Describe*",
+    "budgets:ListTagsForResource",
+    "budgets:ViewBudget",
+    "ec2:Describe*",
+    "ecr:Describe*",
+    "ecr:GetLifecyclePolicy",
+    "ecr:ListTagsForResource",
+    "eks:Describe*",
+    "eks:List*",
+    "elasticloadbalancing:Describe*",
+    "iam:Get*",
+    "iam:List*",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListResourceTags",
+    "logs:DescribeLogGroups",
+    "logs:ListTagsForResource",
+    "logs:ListTagsLogGroup",
+    "rds:Describe*",
+    "rds:ListTagsForResource",
+    "route53:GetChange",
+    "route53:GetHostedZone",
+    "route53:ListHostedZones",
+    "route53:ListResourceRecordSets",
+    "route53:ListTagsForResource",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:GetSecretValue",
+    "sns:GetTopicAttributes",
+    "sns:ListTagsForResource",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+  ]
+
+  prod_plan_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # IAM-1: whatever an allow below or a later edit says, this role only reads.
+        Sid       = "ReadOnly"
+        Effect    = "Deny"
+        NotAction = local.prod_plan_read_actions
+        Resource  = "*"
+      },
+      {
+        Sid      = "ListStateBucket"
+        Effect   = "Allow"
+        Action   = "s3:ListBucket"
+        Resource = "arn:aws:s3:::${local.state_bucket}"
+      },
+      {
+        # The two states it plans; never dev's. No PutObject: the jobs plan with -lock=false.
+        Sid    = "ReadPersistentAndProdState"
+        Effect = "Allow"
+        Action = "s3:GetObject"
+        Resource = [
+          "arn:aws:s3:::${local.state_bucket}/persistent/*",
+          "arn:aws:s3:::${local.state_bucket}/ephemeral/prod/*",
+        ]
+      },
+      {
+        Sid       = "DecryptState"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt", "kms:DescribeKey"]
+        Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+        Condition = local.state_key_condition
+      },
+      {
+        Sid       = "ReadNetwork"
+        Effect    = "Allow"
+        Action    = ["ec2:Describe*", "autoscaling:Describe*", "elasticloadbalancing:Describe*"]
+        Resource  = "*"
+        Condition = local.in_region
+      },
+      {
+        Sid    = "ReadProdCluster"
+        Effect = "Allow"
+        Action = ["eks:Describe*", "eks:List*"]
+        Resource = [
+          "arn:aws:eks:${local.arn.region_prefix}:cluster/${var.project_slug}-prod",
+          "arn:aws:eks:${local.arn.region_prefix}:*/${var.project_slug}-prod/*",
+        ]
+      },
+      {
+        Sid      = "ClusterCatalog"
+        Effect   = "Allow"
+        Action   = ["eks:DescribeAddonVersions", "eks:DescribeAddonConfiguration", "eks:DescribeClusterVersions", "eks:ListClusters"]
+        Resource = "*"
+      },
+      {
+        Sid    = "ReadProdDatabase"
+        Effect = "Allow"
+        Action = ["rds:Describe*", "rds:ListTagsForResource"]
+        Resource = [
+          "arn:aws:rds:${local.arn.region_prefix}:db:${var.project_slug}-prod",
+          "arn:aws:rds:${local.arn.region_prefix}:pg:${var.project_slug}-prod*",
+          "arn:aws:rds:${local.arn.region_prefix}:og:${var.project_slug}-prod*",
+          "arn:aws:rds:${local.arn.region_prefix}:subgrp:${var.project_slug}-prod*",
+        ]
+      },
+      {
+        Sid      = "DatabaseCatalog"
+        Effect   = "Allow"
+        Action   = ["rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions", "rds:DescribeEngineDefaultParameters"]
+        Resource = "*"
+      },
+      {
+        # Metadata of the environment's secrets. Never the RDS-managed master secret (rds!db-*):
+        # the stack does not hold its value, so its plan never reads it.
+        Sid      = "DescribeProdSecrets"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"]
+        Resource = "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/prod/*"
+      },
+      {
+        # The refresh of an aws_secretsmanager_secret_version is a GetSecretValue (the provider's
+        # only read of a version, write-only value or not): the two versions database.tf holds,
+        # by name, and no other secret (docs/infrastructure.md).
+        Sid    = "RefreshTheStacksSecretVersions"
+        Effect = "Allow"
+        Action = "secretsmanager:GetSecretValue"
+        Resource = [
+          "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/prod/database-??????",
+          "arn:aws:secretsmanager:${local.arn.region_prefix}:secret:${var.project_slug}/prod/app-??????",
+        ]
+      },
+      {
+        # Those secrets are encrypted with the environment's key: Decrypt through Secrets Manager only.
+        Sid       = "DecryptProdSecretsThroughSecretsManager"
+        Effect    = "Allow"
+        Action    = "kms:Decrypt"
+        Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+        Condition = { StringEquals = { "aws:ResourceTag/Environment" = ["prod"], "aws:ResourceTag/Project" = [var.project_slug], "kms:ViaService" = ["secretsmanager.${var.aws_region}.amazonaws.com"] } }
+      },
+      {
+        Sid       = "ReadProdKeys"
+        Effect    = "Allow"
+        Action    = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+        Resource  = "arn:aws:kms:${local.arn.region_prefix}:key/*"
+        Condition = { StringEquals = { "aws:ResourceTag/Environment" = ["prod"], "aws:ResourceTag/Project" = [var.project_slug] } }
+      },
+      {
+        Sid      = "KeyAliases"
+        Effect   = "Allow"
+        Action   = "kms:ListAliases"
+        Resource = "*"
+      },
+      {
+        Sid    = "ReadProdLogGroups"
+        Effect = "Allow"
+        Action = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+        Resource = [
+          "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/eks/${var.project_slug}-prod/*",
+          "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/rds/instance/${var.project_slug}-prod/*",
+          "arn:aws:logs:${local.arn.region_prefix}:log-group:/aws/vpc-flow-log/${var.project_slug}-prod*",
+        ]
+      },
+      {
+        Sid       = "FindLogGroups"
+        Effect    = "Allow"
+        Action    = "logs:DescribeLogGroups"
+        Resource  = "*"
+        Condition = local.in_region
+      },
+      {
+        Sid      = "ReadEksAmiParameters"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter", "ssm:GetParameters"]
+        Resource = "arn:aws:ssm:${var.aws_region}:*:parameter/aws/service/eks/*"
+      },
+      {
+        # Roles, policies and the OIDC provider of both stacks; the EKS module's
+        # aws_iam_session_context reads the caller's own role.
+        Sid      = "ReadIam"
+        Effect   = "Allow"
+        Action   = ["iam:Get*", "iam:List*"]
+        Resource = "*"
+      },
+      {
+        Sid      = "ReadRepositories"
+        Effect   = "Allow"
+        Action   = ["ecr:DescribeRepositories", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource"]
+        Resource = values(local.ecr_repository_arns)
+      },
+      {
+        Sid      = "ReadZone"
+        Effect   = "Allow"
+        Action   = ["route53:GetHostedZone", "route53:ListResourceRecordSets", "route53:ListTagsForResource"]
+        Resource = local.hosted_zone_arn
+      },
+      {
+        # Route 53 is global: its requests name the partition's home region, not this one.
+        Sid      = "ListZones"
+        Effect   = "Allow"
+        Action   = ["route53:ListHostedZones", "route53:GetChange"]
+        Resource = "*"
+      },
+      {
+        Sid       = "ReadCertificates"
+        Effect    = "Allow"
+        Action    = ["acm:DescribeCertificate", "acm:ListCertificates", "acm:ListTagsForCertificate"]
+        Resource  = "*"
+        Condition = local.in_region
+      },
+      {
+        Sid      = "ReadProdBudget"
+        Effect   = "Allow"
+        Action   = ["budgets:ViewBudget", "budgets:ListTagsForResource"]
+        Resource = "arn:aws:budgets::${var.account_id}:budget/${var.project_slug}-prod"
+      },
+      {
+        Sid      = "ReadProdBudgetTopic"
+        Effect   = "Allow"
+        Action   = ["sns:GetTopicAttributes", "sns:ListTagsForResource"]
+        Resource = "arn:aws:sns:${local.arn.region_prefix}:${var.project_slug}-prod-*"
+      },
+      local.deny_other_environment["prod"],
+      local.deny_other_service,
+      local.deny_state_key_management,
+    ]
+  })
 
   # --- prod only: apply of this (persistent) stack --------------------------------------------
 

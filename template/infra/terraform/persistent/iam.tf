@@ -18,40 +18,6 @@ moved {
   to   = aws_iam_openid_connect_provider.gitlab[0]
 }
 
-locals {
-  # Which pipelines may assume each role, as GitLab writes the token's `sub` claim.
-  ci_roles = {
-    build = { test = "StringLike", sub = "${local.project_sub}:ref_type:*:ref:*" }
-    dev   = { test = "StringLike", sub = "${local.project_sub}:ref_type:branch:ref:*" }
-    prod  = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
-  }
-}
-
-data "aws_iam_policy_document" "trust" {
-  for_each = local.ci_roles
-
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_host}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-
-    condition {
-      test     = each.value.test
-      variable = "${local.oidc_host}:sub"
-      values   = [each.value.sub]
-    }
-  }
-}
-
 # IAM-2: every CI role carries the CI boundary, so even the prod role, which applies this
 # stack, cannot grant itself more than the boundary allows, nor remove it.
 resource "aws_iam_role" "ci" {
@@ -59,7 +25,7 @@ resource "aws_iam_role" "ci" {
 
   name                 = "${var.project_slug}-gitlab-${each.key}"
   description          = "GitLab CI of ${var.gitlab_project_path}, ${each.key} jobs"
-  assume_role_policy   = data.aws_iam_policy_document.trust[each.key].json
+  assume_role_policy   = local.trust_policies[each.key]
   max_session_duration = 3600
   permissions_boundary = aws_iam_policy.boundary["ci"].arn
 
@@ -109,4 +75,17 @@ resource "aws_iam_policy" "persistent" {
 resource "aws_iam_role_policy_attachment" "persistent" {
   role       = aws_iam_role.ci["prod"].name
   policy_arn = aws_iam_policy.persistent.arn
+}
+
+# IAM-1: what the scheduled drift check and the automatic prod plan use, so that no job nobody
+# started reaches the prod role. It reads; it writes nothing, not even a state lock.
+resource "aws_iam_policy" "prod_plan" {
+  name        = "${var.project_slug}-gitlab-prod-plan-read"
+  description = "Read-only plan (refresh) of the prod ephemeral stack and of the persistent stack"
+  policy      = local.prod_plan_policy
+}
+
+resource "aws_iam_role_policy_attachment" "prod_plan" {
+  role       = aws_iam_role.ci["prod-plan"].name
+  policy_arn = aws_iam_policy.prod_plan.arn
 }

@@ -14,7 +14,7 @@ output "ecr_cache_repository_url" {
 }
 
 output "ci_role_arns" {
-  description = "Role each pipeline job assumes with its GitLab ID token, by DEPLOY_ENV (build, dev, prod)."
+  description = "Role each pipeline job assumes with its GitLab ID token, by DEPLOY_ENV (build, dev, prod, prod-plan)."
   value       = { for name, role in aws_iam_role.ci : name => role.arn }
 }
 
