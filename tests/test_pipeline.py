@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
@@ -117,10 +118,18 @@ def gitlab_ci_local(repo: Path, *args: str, timeout: int = 600) -> subprocess.Co
 
 @pytest.fixture
 def expanded(ci_repo: Path) -> dict[str, Any]:
-    """The pipeline after includes, extends and !reference, as gitlab-ci-local --preview prints it."""
-    proc = gitlab_ci_local(ci_repo, "--preview")
-    assert proc.returncode == 0, output(proc)
-    return yaml.safe_load(proc.stdout)
+    """The pipeline after includes, extends and !reference, as gitlab-ci-local --preview prints it.
+
+    Into a file, not a pipe: the preview is over 64 KiB, and Node may exit before a pipe has taken
+    all of it: the last jobs (rescan-deployed-image) went missing now and then on this loaded machine.
+    """
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run([tool("gitlab-ci-local"), "--cwd", ci_repo.name, "--preview"], cwd=ci_repo.parent,
+                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=600, check=False)
+        out.seek(0)
+        text = out.read()
+    assert proc.returncode == 0, f"{proc.args}\n{text[-3000:]}\n{proc.stderr[-3000:]}"
+    return yaml.safe_load(text)
 
 
 def jobs(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -441,14 +450,9 @@ def test_no_trivy_variable_lets_a_vulnerable_image_through(service: Path, ci_rep
     assert not {sha, "latest"} & set(ecr_tags(fake_ecr, repository))
 
 
-def test_every_gating_trivy_option_is_on_the_command_line(service: Path, expanded: dict[str, Any]) -> None:
+def test_every_gating_trivy_option_is_on_the_command_line(expanded: dict[str, Any]) -> None:
     """Left off, each would come from a TRIVY_* variable (CI-4, SEC-1)."""
-    raw = raw_ci(service)
     for name in ("scan-image", "rescan-deployed-image", "trivy-fs"):
-        # --preview may leave out a job only schedules run; .aws-build then brings the guard.
-        if name not in jobs(expanded):
-            assert raw[name]["extends"] == ".aws-build", f"{name} does not refuse TRIVY_*"
-            expanded = {**expanded, name: {**raw[name], "before_script": raw[".aws-oidc"]["before_script"]}}
         script = " ".join(script_text(jobs(expanded)[name]).split())
         for flag in ("--scanners vuln", "--pkg-types os,library", "--severity HIGH,CRITICAL", "--ignore-unfixed",
                      "--exit-code 1", "--ignorefile .trivyignore.yaml"):
