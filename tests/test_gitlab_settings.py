@@ -191,3 +191,36 @@ def test_docs_say_how_to_apply_and_with_which_token(service: Path, doc: str) -> 
     if doc == "docs/gitlab.md":
         for needed in ("GITLAB_TOKEN", "Maintainer", "`api`", "import", "scripts/tf gitlab"):
             assert needed in text, f"docs/gitlab.md does not say {needed}"
+
+
+# Import IDs of gitlabhq/gitlab v19.1.0, docs/resources/<type>.md, "## Import" (CONTRACTS.md):
+# every one starts with the numeric project ID.
+IMPORT_ID_PARTS = {
+    "gitlab_branch_protection": 2,  # <project_id>:<branch>
+    "gitlab_pipeline_schedule": 2,  # {project_id}:{pipeline_schedule_id}
+    "gitlab_pipeline_schedule_variable": 3,  # project_id:pipeline_schedule_id:key
+    "gitlab_project_environment": 2,  # projectId:environmenId
+    "gitlab_project_protected_environment": 2,  # projectId:environmentName
+    "gitlab_project_variable": 3,  # project:key:environment_scope
+}
+
+
+def test_docs_import_everything_that_may_exist_before_the_first_apply(service: Path) -> None:
+    """GitLab creates `dev` and `production` on the first deployment, and schedules, protections
+    and variables may have been clicked: an apply fails on each unless it is imported (GIT-1)."""
+    # `to` of an import block: hcl2 may keep it as an interpolation.
+    adopted = {str(block["to"]).strip("${}") for block in blocks(service).get("import", [])}
+    lines = re.findall(r"^scripts/tf gitlab import '?([\w.]+)(?:\[[^\]]*\])?'? '([^']*)'",
+                       (service / "docs" / "gitlab.md").read_text(), re.M)
+    documented = {address: identifier for address, identifier in lines}
+    for rtype, name, _ in resources(service):
+        address = f"{rtype}.{name}"
+        if address in adopted:
+            continue
+        assert address in documented, f"docs/gitlab.md has no `scripts/tf gitlab import {address}` (GIT-1)"
+        parts = documented[address].split(":")
+        assert len(parts) == IMPORT_ID_PARTS[rtype], f"{address}: import ID {documented[address]!r}, provider docs"
+        assert parts[0] == "<project id>", (
+            f"{address}: import with the numeric project ID the stack passes, not {parts[0]!r}: a path would "
+            "make the plan replace the resource"
+        )

@@ -8,13 +8,16 @@ they protect.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
@@ -115,10 +118,18 @@ def gitlab_ci_local(repo: Path, *args: str, timeout: int = 600) -> subprocess.Co
 
 @pytest.fixture
 def expanded(ci_repo: Path) -> dict[str, Any]:
-    """The pipeline after includes, extends and !reference, as gitlab-ci-local --preview prints it."""
-    proc = gitlab_ci_local(ci_repo, "--preview")
-    assert proc.returncode == 0, output(proc)
-    return yaml.safe_load(proc.stdout)
+    """The pipeline after includes, extends and !reference, as gitlab-ci-local --preview prints it.
+
+    Into a file, not a pipe: the preview is over 64 KiB, and Node may exit before a pipe has taken
+    all of it: the last jobs (rescan-deployed-image) went missing now and then on this loaded machine.
+    """
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run([tool("gitlab-ci-local"), "--cwd", ci_repo.name, "--preview"], cwd=ci_repo.parent,
+                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=600, check=False)
+        out.seek(0)
+        text = out.read()
+    assert proc.returncode == 0, f"{proc.args}\n{text[-3000:]}\n{proc.stderr[-3000:]}"
+    return yaml.safe_load(text)
 
 
 def jobs(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -333,22 +344,47 @@ def fake_ecr(tmp_path: Path) -> dict[str, str]:
             "FAKE_ECR_DIR": str(tmp_path / "registry"), "DOCKER": str(tmp_path / "docker")}
 
 
+# Names the pipeline refuses when a job starts (.aws-oidc): this machine's own settings of them
+# (e.g. a TF_CLI_CONFIG_FILE for offline Terraform) must not reach the jobs the shell executor runs,
+# as a runner's would not reach a job's container.
+TOOL_OPTIONS = re.compile(r"(TF_|TRIVY_|AWS_|KANIKO_|FF_KANIKO_)\w*")
+
+
+def run_shell_job(repo: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not TOOL_OPTIONS.fullmatch(k)}
+    return subprocess.run([tool("gitlab-ci-local"), "--cwd", repo.name, *args], cwd=repo.parent, env={**clean, **env},
+                          text=True, capture_output=True, timeout=600, check=False)
+
+
+def id_token(sha: str) -> str:
+    """A token shaped like GitLab's OIDC ID token (header.payload.signature, base64url without
+    padding), carrying the `sha` claim GitLab documents. Unsigned: the fakes never verify it."""
+    def part(claims: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return ".".join([part({"alg": "RS256", "typ": "JWT"}),
+                     part({"aud": "sts.amazonaws.com", "sha": sha, "ref": "main", "ref_type": "branch"}),
+                     "c2lnbmF0dXJl"])
+
+
 def image_pipeline(repo: Path, env: dict[str, str], sha: str, findings: bool = False,
-                   jobs_to_run: tuple[str, ...] = ("build-image", "scan-image", "promote-image")) -> list[str]:
+                   jobs_to_run: tuple[str, ...] = ("build-image", "scan-image", "promote-image"),
+                   extra: tuple[str, ...] = ()) -> list[str]:
     """Runs the jobs one after the other, as their `needs` chain them, on the default branch.
 
     Like GitLab, a failed job stops the chain (test_promote_needs_the_scan proves the `needs`).
     Returns the jobs that passed; the output of the last one run is kept in `image_pipeline.last`.
+    `extra` are more pipeline variables (NAME=value).
     """
     (Path(env["PROJECT"]) / "Dockerfile").write_text(f"FROM scratch\n# {sha}\n")
     args = ["--force-shell-executor", "--ignore-predefined-vars", "CI_PROJECT_DIR,CI_COMMIT_SHA",
-            "--variable", "AWS_ID_TOKEN=test-token", "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
+            "--variable", f"AWS_ID_TOKEN={id_token(sha)}", "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
             "--variable", f"CI_COMMIT_SHA={sha}", "--variable", f"DOCKER_CONFIG={env['DOCKER']}"]
+    for variable in extra:
+        args += ["--variable", variable]
     passed = []
     for job in jobs_to_run:
-        proc = run([tool("gitlab-ci-local"), "--cwd", repo.name, *args, job], cwd=repo.parent,
-                   env={"PATH": env["PATH"], "FAKE_ECR_DIR": env["FAKE_ECR_DIR"],
-                        "FAKE_TRIVY_FINDINGS": "1" if findings else "0"})
+        proc = run_shell_job(repo, [*args, job], {"PATH": env["PATH"], "FAKE_ECR_DIR": env["FAKE_ECR_DIR"],
+                                                  "FAKE_TRIVY_FINDINGS": "1" if findings else "0"})
         image_pipeline.last = output(proc)  # type: ignore[attr-defined]
         if proc.returncode != 0:
             break
@@ -394,6 +430,37 @@ def test_an_image_whose_scan_fails_is_never_promoted(service: Path, ci_repo: Pat
     assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}
     calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log").read_text()
     assert "put-image" not in calls, calls
+
+
+@pytest.mark.parametrize(
+    "variable", ["TRIVY_SCANNERS=secret", "TRIVY_PKG_TYPES=os", "TRIVY_SKIP_DIRS=/opt/venv", "TRIVY_EXIT_CODE=0",
+                 "TRIVY_SEVERITY=CRITICAL"],
+)
+def test_no_trivy_variable_lets_a_vulnerable_image_through(service: Path, ci_repo: Path, fake_ecr: dict[str, str],
+                                                          variable: str) -> None:
+    """Trivy v0.74.0 reads TRIVY_<FLAG> for every flag left off its command line (pkg/flag/options.go
+    BindEnv), and a pipeline variable is in every job's environment (CI-2, CI-4)."""
+    repository = str(answers_of(service)["project_slug"])
+    sha = "c" * 40
+    passed = image_pipeline(ci_repo, fake_ecr, sha, findings=True, extra=(variable,))
+    assert "promote-image" not in passed, f"{variable} let a vulnerable image be promoted\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    assert f"{variable.split('=')[0]} is set by a pipeline, project or group variable" in image_pipeline.last  # type: ignore[attr-defined]
+    calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log")
+    assert not calls.exists() or "put-image" not in calls.read_text()
+    assert not {sha, "latest"} & set(ecr_tags(fake_ecr, repository))
+
+
+def test_every_gating_trivy_option_is_on_the_command_line(expanded: dict[str, Any]) -> None:
+    """Left off, each would come from a TRIVY_* variable (CI-4, SEC-1)."""
+    for name in ("scan-image", "rescan-deployed-image", "trivy-fs"):
+        script = " ".join(script_text(jobs(expanded)[name]).split())
+        for flag in ("--scanners vuln", "--pkg-types os,library", "--severity HIGH,CRITICAL", "--ignore-unfixed",
+                     "--exit-code 1", "--ignorefile .trivyignore.yaml"):
+            assert flag in script, f"{name} lacks `{flag}`: a TRIVY_* variable would decide it (CI-4)"
+        assert "TRIVY_" not in str(jobs(expanded)[name].get("variables") or {}), (
+            f"{name} sets a TRIVY_* variable: the guard could not tell it from a user's"
+        )
+        assert "is set by a pipeline, project or group variable" in script, f"{name} does not refuse TRIVY_*"
 
 
 # --- CI-1, CI-2: AWS through OIDC, derived values exported ---------------------------------------
@@ -579,19 +646,32 @@ def fake_aws(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return log, {"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}", "PROJECT": str(project)}
 
 
+def head_of(repo: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def run_job(repo: Path, env: dict[str, str], job: str, *variables: str) -> subprocess.CompletedProcess[str]:
-    args = ["--force-shell-executor", "--variable", "AWS_ID_TOKEN=test-token",
-            "--variable", f"CI_PROJECT_DIR={env['PROJECT']}", "--ignore-predefined-vars", "CI_PROJECT_DIR"]
+    """The job in the shell executor, with the OIDC token GitLab would issue for the repository's HEAD."""
+    ignored = "CI_PROJECT_DIR,CI_COMMIT_SHA" if any(v.startswith("CI_COMMIT_SHA=") for v in variables) else "CI_PROJECT_DIR"
+    args = ["--force-shell-executor", "--variable", f"AWS_ID_TOKEN={id_token(head_of(repo))}",
+            "--variable", f"CI_PROJECT_DIR={env['PROJECT']}", "--ignore-predefined-vars", ignored]
     for variable in variables:
         args += ["--variable", variable]
-    return run([tool("gitlab-ci-local"), "--cwd", repo.name, *args, job], cwd=repo.parent,
-               env={"PATH": env["PATH"]})
+    return run_shell_job(repo, [*args, job], {"PATH": env["PATH"]})
 
 
 @pytest.mark.parametrize(
     ("job", "variable"),
     [("deploy-dev", "DEPLOY_ENV=prod"), ("scan-image", "TRIVY_IMAGE=evil.example/trivy:1"),
-     ("terraform-apply-dev", "TF_IMAGE=evil.example/terraform:1"), ("deploy-dev", "aws_environment=prod")],
+     ("terraform-apply-dev", "TF_IMAGE=evil.example/terraform:1"), ("deploy-dev", "aws_environment=prod"),
+     # Options the tools read from the environment (Terraform docs, "Environment Variables"; Trivy
+     # pkg/flag/options.go; osscontainertools/kaniko cmd/executor/cmd/root.go; the AWS CLI).
+     ("terraform-apply-persistent", "TF_VAR_default_branch=evil"), ("terraform-plan-dev", "TF_CLI_ARGS_plan=-destroy"),
+     ("terraform-apply-dev", "TF_CLI_ARGS=-auto-approve"), ("terraform-apply-prod", "TF_CLI_CONFIG_FILE=/tmp/evil.tfrc"),
+     ("terraform-drift-prod", "TF_WORKSPACE=other"), ("scan-image", "TRIVY_SCANNERS=secret"),
+     ("deploy-prod", "AWS_ENDPOINT_URL=https://evil.example"), ("build-image", "KANIKO_REGISTRY_MAP=evil.example"),
+     ("build-image", "FF_KANIKO_CACHE_LOOKAHEAD=1")],
 )
 def test_a_user_set_variable_fails_closed(ci_repo: Path, fake_aws: tuple[Path, dict[str, str]], job: str,
                                           variable: str) -> None:
@@ -599,10 +679,25 @@ def test_a_user_set_variable_fails_closed(ci_repo: Path, fake_aws: tuple[Path, d
     proc = run_job(ci_repo, env, job, variable)
     text = proc.stdout + proc.stderr
     name = variable.split("=")[0]
-    assert re.search(rf"FAIL\s+{job}", text), f"{job} ran with {variable}\n{output(proc)}"
+    # gitlab-ci-local says WARN for a failed job that may fail (the manual prod jobs, allow_failure: true).
+    assert re.search(rf"(FAIL|WARN)\s+{job}", text), f"{job} ran with {variable}\n{output(proc)}"
     assert f"{name} is set by a pipeline, project or group variable" in text, output(proc)
     assert not log.exists(), f"{job} called AWS with {variable}: {log.read_text()}"
     assert not Path(env["PROJECT"], ".aws-web-identity-token").exists(), "the OIDC token was written"
+
+
+@pytest.mark.parametrize("job", ["deploy-dev", "deploy-prod", "promote-image"])
+def test_a_commit_sha_other_than_the_tokens_fails_closed(ci_repo: Path, fake_aws: tuple[Path, dict[str, str]],
+                                                         job: str) -> None:
+    """A pipeline variable overrides predefined ones too: CI_COMMIT_SHA=<other> would deploy an
+    unreviewed build. The OIDC token's `sha` claim is GitLab's, signed (CI-2)."""
+    log, env = fake_aws
+    other = "0" * 40 if head_of(ci_repo) != "0" * 40 else "1" * 40
+    proc = run_job(ci_repo, env, job, f"CI_COMMIT_SHA={other}")
+    text = proc.stdout + proc.stderr
+    assert re.search(rf"(FAIL|WARN)\s+{job}", text), f"{job} ran with CI_COMMIT_SHA={other}\n{output(proc)}"
+    assert "is not the commit of this pipeline's OIDC token" in text, output(proc)
+    assert not log.exists(), f"{job} called AWS: {log.read_text()}"
 
 
 def test_without_the_variable_the_same_job_assumes_its_own_role(ci_repo: Path,
