@@ -45,7 +45,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,9 +57,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # The snapshot, release and interpreter helpers the tests use too.
 sys.path.insert(0, str(REPO / "tests"))
-from template_repo import commit_all, find_python, git, pyenv_selection, release, snapshot_template
-
-LOOPBACK = "127.0.0.1"
+from template_repo import (
+    LOOPBACK,
+    commit_all,
+    find_python,
+    free_port,
+    git,
+    on_loopback,
+    pyenv_selection,
+    release,
+    snapshot_template,
+)
+from template_repo import container_command as _container_command
 
 # Goals of issue 7, on a 2-core machine.
 GOAL_COPY_FLOOR_RATIO = 2.0
@@ -266,29 +274,12 @@ def build_runtime_venv(python: str, service: Path, venv: Path) -> Path:
 # --- servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def container_command(dockerfile: Path) -> list[str]:
-    """The runtime stage's CMD (exec form), as the container starts the server."""
-    commands = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.MULTILINE)
-    if not commands:
-        fail(f"no exec-form CMD in {dockerfile}")
-    return list(json.loads(commands[-1]))
-
-
-def on_loopback(cmd: list[str], port: int) -> list[str]:
-    """The same command, bound to 127.0.0.1 and a free port instead of 0.0.0.0:8000."""
-    out = list(cmd)
-    for flag, value in (("--host", LOOPBACK), ("--port", str(port))):
-        if flag in out:
-            out[out.index(flag) + 1] = value
-        else:
-            out += [flag, value]
-    return out
+    try:
+        return _container_command(dockerfile)
+    except ValueError as error:
+        fail(str(error))
+        raise
 
 
 _SERVERS: list[subprocess.Popen[bytes]] = []

@@ -5,12 +5,16 @@ Standard library only, so `python bench/run.py` needs nothing from pytest.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
 
 
@@ -70,3 +74,32 @@ def commit_all(repo: Path, message: str) -> None:
         git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", message)
+
+
+# --- Running the generated service as its image runs it ---------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def container_command(dockerfile: Path) -> list[str]:
+    """The runtime stage's CMD (exec form), as the container starts the server."""
+    commands = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.MULTILINE)
+    if not commands:
+        raise ValueError(f"no exec-form CMD in {dockerfile}")
+    return list(json.loads(commands[-1]))
+
+
+def on_loopback(cmd: list[str], port: int) -> list[str]:
+    """The same command, bound to 127.0.0.1 and `port` instead of 0.0.0.0:8000."""
+    out = list(cmd)
+    for flag, value in (("--host", LOOPBACK), ("--port", str(port))):
+        if flag in out:
+            out[out.index(flag) + 1] = value
+        else:
+            out += [flag, value]
+    return out

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TEMPLATE_ROOT, answers_of, output, python_for, run
-
+from template_repo import free_port
 
 
 def jinja_residue_pattern() -> re.Pattern[str]:
@@ -110,13 +108,6 @@ def test_service_tests_pass_on_postgresql(service: Path, installed: dict[str, st
 
 
 # --- `make run`: what a person sees in the first minutes --------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def call(method: str, url: str, body: dict[str, str] | None = None, token: str = "") -> dict[str, object]:

@@ -21,12 +21,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import secrets
 import signal
-import socket
-import subprocess
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -35,28 +33,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REQUIRED, generate, output, python_for, run
+from template_repo import container_command, free_port, on_loopback
 from test_kubernetes import app_container, pod_spec, render
 
 CLIENTS = 6
 # The issue measured /ready at 14.9 s behind 80 concurrent logins.
 FLOOD_CLIENTS = 80
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def container_command(service: Path, port: int) -> list[str]:
-    """The image's CMD, listening on a loopback port of this machine instead of 0.0.0.0:8000."""
-    (cmd,) = re.findall(r"^CMD (\[.*\])$", (service / "Dockerfile").read_text(), re.M)
-    argv = json.loads(cmd)
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    argv[argv.index("--port") + 1] = str(port)
-    return argv
 
 
 def request(conn: http.client.HTTPConnection, method: str, path: str, body: dict[str, str] | None = None) -> int:
@@ -108,7 +91,8 @@ def serving(prepared: dict[str, object], **extra_env: str) -> Iterator[tuple[int
     service = Path(str(prepared["service"]))
     env = {**prepared["env"], **extra_env}  # type: ignore[dict-item]
     port = free_port()
-    server = subprocess.Popen(container_command(service, port), cwd=service, env=env, stdout=subprocess.PIPE,
+    argv = on_loopback(container_command(service / "Dockerfile"), port)
+    server = subprocess.Popen(argv, cwd=service, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
