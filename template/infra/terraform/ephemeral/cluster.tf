@@ -188,6 +188,8 @@ module "external_secrets_pod_identity" {
     aws_secretsmanager_secret.database.arn,
     aws_secretsmanager_secret.app.arn,
     module.rds.db_instance_master_user_secret_arn,
+    aws_secretsmanager_secret.database_role["migrator"].arn,
+    aws_secretsmanager_secret.database_role["app"].arn,
   ]
   external_secrets_kms_key_arns       = [aws_kms_key.secrets.arn]
   external_secrets_ssm_parameter_arns = ["arn:aws:ssm:${var.aws_region}:${var.account_id}:parameter/${var.project_slug}/${var.environment}/*"]

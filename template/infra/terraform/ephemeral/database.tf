@@ -59,9 +59,59 @@ module "rds" {
   create_cloudwatch_log_group            = true
   cloudwatch_log_group_retention_in_days = 30
 
+  # RUN-2: the server certificate is signed by this root, which the image's CA bundle holds (the
+  # app connects with sslmode=verify-full, app/db/tls.py). rds-ca-rsa2048-g1 is valid until 2061
+  # and what libpq verifies everywhere; AWS's default for new instances may change, this may not.
+  ca_cert_identifier = "rds-ca-rsa2048-g1"
+
+  # RUN-2: no connection without TLS, and none below TLS 1.2.
   parameters = [
     { name = "rds.force_ssl", value = "1" },
+    { name = "ssl_min_protocol_version", value = "TLSv1.2" },
   ]
+}
+
+# --- Database roles (RUN-2): the app and the migrations never use the master user ---------------
+#
+# <db>_migrator owns the schema (alembic runs as it); <db>_app may read and write its tables and
+# nothing else. app/db/roles.py creates both with the master credentials, in the db-roles init
+# container, and sets their passwords from these secrets. Bump database_role_password_version to
+# rotate them (docs/runbook.md).
+
+locals {
+  database_roles = {
+    migrator = "${var.database_name}_migrator"
+    app      = "${var.database_name}_app"
+  }
+}
+
+resource "aws_secretsmanager_secret" "database_role" {
+  # checkov:skip=CKV2_AWS_57:Rotated by bumping database_role_password_version; the db-roles init container sets the new password in PostgreSQL (docs/runbook.md).
+  for_each = local.database_roles
+
+  name                    = "${var.project_slug}/${var.environment}/database-${each.key}"
+  description             = "PostgreSQL role ${each.value} of ${local.name} (user name and password)"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+# Ephemeral and write-only, like the signing key: the passwords never reach the state.
+ephemeral "random_password" "database_role" {
+  for_each = local.database_roles
+
+  length  = 40
+  special = false
+}
+
+resource "aws_secretsmanager_secret_version" "database_role" {
+  for_each = local.database_roles
+
+  secret_id = aws_secretsmanager_secret.database_role[each.key].id
+  secret_string_wo = jsonencode({
+    username = each.value
+    password = ephemeral.random_password.database_role[each.key].result
+  })
+  secret_string_wo_version = var.database_role_password_version
 }
 
 # --- Secrets the External Secrets Operator syncs (docs/CONTRACTS.md) ----------------------------

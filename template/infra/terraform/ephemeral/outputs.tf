@@ -57,3 +57,8 @@ output "ecr_repository_url" {
   description = "Image repository, read from the persistent stack (TF-2)."
   value       = data.terraform_remote_state.persistent.outputs.ecr_repository_url
 }
+
+output "database_role_secret_names" {
+  description = "Secrets Manager secrets of the migrator and app roles, JSON username and password (RUN-2)."
+  value       = { for key, secret in aws_secretsmanager_secret.database_role : key => secret.name }
+}

@@ -205,6 +205,12 @@ variable "database_username" {
   default     = "app"
 }
 
+variable "database_role_password_version" {
+  description = "RUN-2: bump to give the <db>_migrator and <db>_app roles new random passwords (docs/runbook.md)."
+  type        = number
+  default     = 1
+}
+
 variable "external_secrets_chart_version" {
   description = "Version of the external-secrets Helm chart (pinned, K8S-5)."
   type        = string
