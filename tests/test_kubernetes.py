@@ -265,28 +265,82 @@ def test_external_secrets_have_required_fields(objects: list[Manifest]) -> None:
             assert template.get("engineVersion", "v2") == "v2", f"K8S-5: ExternalSecret {name} template is not v2"
 
 
-def test_database_url_comes_from_the_rds_managed_secret(objects: list[Manifest], service: Path, env: str) -> None:
+def test_database_urls_come_from_each_roles_secret(objects: list[Manifest], service: Path, env: str) -> None:
+    """RUN-2: the app's db-secret and the migrations' db-migrator-secret come from their roles' own
+    secrets; only db-master-secret reads the RDS-managed master secret (found by its tag)."""
     answers = answers_of(service)
     slug, region, account = answers["project_slug"], answers["aws_region"], answers["ecr_account_id"]
-    es = one(objects, "ExternalSecret", "db-secret")
-    assert es["spec"]["target"]["name"] == "db-secret"
-    sources = es["spec"]["dataFrom"]
-    finds = [s["find"] for s in sources if "find" in s]
-    extracts = [s["extract"]["key"] for s in sources if "extract" in s]
     arn = f"arn:aws:rds:{region}:{account}:db:{slug}-{env}"
-    assert finds == [{"tags": {"aws:rds:primaryDBInstanceArn": arn}}], (
-        f"K8S-5: db-secret must find the RDS-managed secret by its tag aws:rds:primaryDBInstanceArn={arn}"
-    )
-    assert extracts == [f"{slug}/{env}/database"], f"K8S-5: db-secret must read {slug}/{env}/database"
-    url = es["spec"]["target"]["template"]["data"]["url"]
-    assert url.startswith("postgresql+psycopg://"), "K8S-5: DATABASE_URL must be a postgresql+psycopg URL"
-    for field in (".host", ".port", ".dbname", ").username", ").password"):
-        assert field in url, f"K8S-5: the db-secret url template does not use {field}"
-    assert url.count("urlquery") == 2, "K8S-5: the user name and password must be URL-encoded"
+    sources = {
+        "db-secret": (f"{slug}/{env}/database-app", ".username", ".password"),
+        "db-migrator-secret": (f"{slug}/{env}/database-migrator", ".username", ".password"),
+        "db-master-secret": (None, ").username", ").password"),
+    }
+    for name, (role_secret, user_field, password_field) in sources.items():
+        es = one(objects, "ExternalSecret", name)
+        assert es["spec"]["target"]["name"] == name
+        assert es["spec"]["refreshInterval"] == "1m", f"RUN-2: {name} must follow a rotation within a minute"
+        data_from = es["spec"]["dataFrom"]
+        finds = [s["find"] for s in data_from if "find" in s]
+        extracts = [s["extract"]["key"] for s in data_from if "extract" in s]
+        if role_secret is None:
+            assert finds == [{"tags": {"aws:rds:primaryDBInstanceArn": arn}}], (
+                f"K8S-5: {name} must find the RDS-managed secret by its tag aws:rds:primaryDBInstanceArn={arn}"
+            )
+            assert extracts == [f"{slug}/{env}/database"], f"K8S-5: {name} reads {slug}/{env}/database"
+        else:
+            assert not finds, f"RUN-2: {name} must not read the master user's secret"
+            assert extracts == [role_secret, f"{slug}/{env}/database"], f"RUN-2: {name} reads {role_secret}"
+        url = es["spec"]["target"]["template"]["data"]["url"]
+        assert url.startswith("postgresql+psycopg://"), "K8S-5: DATABASE_URL must be a postgresql+psycopg URL"
+        for field in (".host", ".port", ".dbname", user_field, password_field):
+            assert field in url, f"K8S-5: the {name} url template does not use {field}"
+        assert url.count("urlquery") == 2, "K8S-5: the user name and password must be URL-encoded"
     app = one(objects, "ExternalSecret", "app-secret")
     assert app["spec"]["data"] == [
         {"secretKey": "secret-key", "remoteRef": {"key": f"{slug}/{env}/app", "property": "secret_key"}}
     ], f"K8S-5: app-secret/secret-key must come from {slug}/{env}/app, JSON key secret_key"
+
+
+def test_run2_each_container_connects_as_its_own_role_with_verified_tls(objects: list[Manifest], service: Path) -> None:
+    """The master user's URL reaches the db-roles init container only; the migration runs as the
+    migrator, the app as the app role (its URL as a file, RUN-2 rotation); all verify RDS's CA."""
+    spec = pod_spec(objects, service)
+    inits = {c["name"]: c for c in spec["initContainers"]}
+    assert [c["name"] for c in spec["initContainers"]] == ["db-roles", "migrate"], (
+        "RUN-2: the roles exist (and hold their current passwords) before the migration runs as one of them"
+    )
+
+    def secret_refs(container: dict) -> dict[str, tuple[str, str]]:
+        return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+                for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+    def plain(container: dict) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+    assert inits["db-roles"]["command"] == ["python", "-m", "app.db.roles"]
+    assert secret_refs(inits["db-roles"]) == {
+        "DATABASE_URL": ("db-master-secret", "url"),
+        "DATABASE_MIGRATOR_URL": ("db-migrator-secret", "url"),
+        "DATABASE_APP_URL": ("db-secret", "url"),
+    }
+    assert secret_refs(inits["migrate"]) == {"DATABASE_URL": ("db-migrator-secret", "url")}, (
+        "RUN-2: migrations run as <db>_migrator, never as the master user"
+    )
+    (app,) = spec["containers"]
+    assert "db-master-secret" not in json.dumps(app) and "db-migrator-secret" not in json.dumps(app), (
+        "RUN-2: the app container never sees the master or the migrator credentials"
+    )
+    assert plain(app)["DATABASE_URL_FILE"] == "/var/run/secrets/db/url"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["db-secret"]["secret"]["secretName"] == "db-secret", "RUN-2: the app's URL is its own role's"
+    bundle = "/opt/rds/global-bundle.pem"
+    for container in (inits["db-roles"], inits["migrate"], app):
+        assert plain(container).get("DATABASE_SSL_ROOT_CERT") == bundle, (
+            f"RUN-2: {container['name']} must verify the server against the bundle the image carries ({bundle})"
+        )
+    dockerfile = (service / "Dockerfile").read_text()
+    assert f"COPY --from=builder {bundle} {bundle}" in dockerfile, f"RUN-2: the image must carry {bundle}"
 
 
 def test_ecr_pull_secret_only_when_asked(objects: list[Manifest], service: Path) -> None:
