@@ -14,7 +14,6 @@ from every replica at once:
 """
 
 import logging
-import sys
 
 import psycopg
 from psycopg import sql
@@ -42,7 +41,8 @@ WHERE n.nspname = 'public' AND c.relowner = (SELECT oid FROM pg_roles WHERE roln
 UNION ALL
 SELECT 'type', t.typname FROM pg_type t
 JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = 'public' AND t.typowner = (SELECT oid FROM pg_roles WHERE rolname = CURRENT_USER) AND t.typtype IN ('e', 'd')
+WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')
+  AND t.typowner = (SELECT oid FROM pg_roles WHERE rolname = CURRENT_USER)
 """
 ALTER_OWNER = {
     "r": "ALTER TABLE {} OWNER TO {}",
@@ -78,13 +78,14 @@ def ensure_roles(master_url: str, migrator_url: str, app_url: str) -> None:
     with psycopg.connect(libpq_url(master), autocommit=True) as connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK_ID,))
         with connection.transaction():
-            for role in (migrator, app):
-                exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role.username,)).fetchone()
+            for name, password in ((migrator.username, migrator.password), (app.username, app.password)):
+                exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
                 verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
-                # Never a superuser, never able to create roles or databases, whatever was there.
+                # Never able to create roles or databases, whatever was there. (The master user of RDS
+                # is no superuser: it cannot make one, nor name the attribute, even to refuse it.)
                 connection.execute(
-                    sql.SQL("{} {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}").format(
-                        verb, sql.Identifier(role.username), sql.Literal(role.password)
+                    sql.SQL("{} {} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                        verb, sql.Identifier(name), sql.Literal(password)
                     )
                 )
             # The master user acts for the migrator: hands it objects, sets its default privileges.
@@ -123,7 +124,7 @@ def ensure_roles(master_url: str, migrator_url: str, app_url: str) -> None:
 
 def main() -> None:
     try:
-        settings = RoleSettings()  # type: ignore[call-arg]  # read from the environment
+        settings = RoleSettings()  # read from the environment
     except ValidationError as error:
         refuse_to_start(error)
     configure_logging(settings.log_level)
@@ -133,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
