@@ -32,6 +32,10 @@ from conftest import answers_of, output, python_for, run, tool
 # Fixed with the Kubernetes part: container port 8000 (CONTRACTS.md), the module the app serves.
 CONTAINER_PORT = 8000
 APP_MODULE = "app.main:app"
+# RUN-2: where the image keeps the RDS CA bundle and what it must hash to (docs/CONTRACTS.md).
+RDS_CA_BUNDLE = "/opt/rds/global-bundle.pem"
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+RDS_CA_BUNDLE_SHA256 = "e5bb2084ccf45087bda1c9bffdea0eb15ee67f0b91646106e466714f9de3c7e3"
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cc)\b")
 
 
@@ -218,9 +222,10 @@ def test_every_from_and_ci_image_is_pinned_by_tag_and_digest(service: Path) -> N
 def test_runtime_gets_only_the_virtualenv_and_the_app(service: Path) -> None:
     image = Image.of(service)
     from_builder = [copy_parts(c) for c in image.runtime.all("COPY") if "from" in copy_parts(c)[0]]
-    assert [(paths, dest) for _, paths, dest in from_builder] == [([str(image.venv)], str(image.venv))], (
-        f"the runtime must copy the builder's virtualenv {image.venv} whole and nothing else (SEC-3)"
-    )
+    assert [(paths, dest) for _, paths, dest in from_builder] == [
+        ([str(image.venv)], str(image.venv)),
+        ([RDS_CA_BUNDLE], RDS_CA_BUNDLE),
+    ], f"the runtime must copy the builder's virtualenv {image.venv} whole and the RDS CA bundle, nothing else (SEC-3)"
     installs = " ".join(r.args for r in image.runtime.all("RUN"))
     assert "pip install" not in installs, "the runtime installs nothing: packages come from the builder (SEC-3)"
     assert not COMPILERS.search(installs), f"no compiler in the runtime stage (SEC-3): {installs}"
@@ -418,6 +423,13 @@ def wait_for_free_port(port: int, seconds: float = 30) -> None:
         time.sleep(0.5)
 
 
+def _placeholder_bundle(folder: Path) -> Path:
+    """Stands in for /opt/rds/global-bundle.pem: /health opens no database connection."""
+    bundle = folder / "global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    return bundle
+
+
 @pytest.fixture
 def started(service: Path, runtime_venv, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:  # type: ignore[no-untyped-def]
     image = Image.of(service)
@@ -434,6 +446,8 @@ def started(service: Path, runtime_venv, tmp_path: Path) -> Iterator[tuple[int, 
         "LOG_LEVEL": "INFO",
         "DATABASE_URL": os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://nobody@127.0.0.1:9/none",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        # RUN-2: prod refuses to start without it; the Deployment points it at the image's bundle.
+        "DATABASE_SSL_ROOT_CERT": str(_placeholder_bundle(tmp_path)),
     }
     server = subprocess.Popen(
         image.cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -579,3 +593,48 @@ def test_runtime_image_has_no_pip(service: Path, tmp_path: Path) -> None:
             assert proc.returncode == 0, f"line {instruction.line} fails when replayed\n{output(proc)}"
     assert not _pips(venv), f"pip left in {image.venv}, which the runtime copies whole (SUP-1): {_pips(venv)}"
     assert not _pips(usr_local), f"pip left in the base image's /usr/local (SUP-1): {_pips(usr_local)}"
+
+
+# --- RUN-2: the RDS CA bundle, fetched at build time and pinned by SHA-256 ---------------------------
+
+
+def _bundle_step(service: Path) -> Instruction:
+    image = Image.of(service)
+    (step,) = [r for r in image.builder.all("RUN") if RDS_CA_BUNDLE_URL in r.args]
+    return step
+
+
+def _replay_bundle_step(step: Instruction, source: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+    """The step as the builder runs it (`python` of the slim image), from a local copy instead of AWS."""
+    argv = shlex.split(step.args)
+    assert argv[:2] == ["python", "-c"], f"line {step.line}: the bundle step runs python's urllib, slim has no curl"
+    argv = [sys.executable, *argv[1:]]
+    argv[argv.index(RDS_CA_BUNDLE_URL)] = source.as_uri()
+    argv[argv.index(RDS_CA_BUNDLE)] = str(dest)
+    return run(argv)
+
+
+def test_run2_the_bundle_step_pins_the_published_checksum(service: Path) -> None:
+    argv = shlex.split(_bundle_step(service).args)
+    assert argv[-3:] == [RDS_CA_BUNDLE_URL, RDS_CA_BUNDLE_SHA256, RDS_CA_BUNDLE], (
+        "RUN-2: the bundle comes from AWS's trust store, pinned by the checksum docs/CONTRACTS.md establishes"
+    )
+
+
+def test_run2_the_bundle_step_keeps_a_matching_file_and_refuses_a_tampered_one(service: Path, tmp_path: Path) -> None:
+    step = _bundle_step(service)
+    bundle = tmp_path / "global-bundle.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    # Pinned to this file's digest, the step writes it where the runtime copies it from.
+    honest = Instruction(step.keyword, step.args.replace(RDS_CA_BUNDLE_SHA256, digest), step.line)
+    kept = tmp_path / "kept" / "global-bundle.pem"
+    proc = _replay_bundle_step(honest, bundle, kept)
+    assert proc.returncode == 0, output(proc)
+    assert kept.read_bytes() == bundle.read_bytes()
+    # One byte changed: the build stops, names both digests, and writes nothing.
+    bundle.write_bytes(bundle.read_bytes().replace(b"MIIB", b"MIIC"))
+    refused = tmp_path / "refused" / "global-bundle.pem"
+    proc = _replay_bundle_step(honest, bundle, refused)
+    assert proc.returncode != 0 and digest in output(proc) and "refused" in output(proc), output(proc)
+    assert not refused.exists(), "RUN-2: a bundle that does not match the pin must not reach the image"

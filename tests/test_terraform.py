@@ -744,3 +744,43 @@ def test_net1_the_pipeline_reaches_the_eks_api_or_the_plan_says_why(service: Pat
     for wide in (["0.0.0.0/0"], ["203.0.113.0/24", "10.1.0.0/0"], ["not-a-cidr"]):
         accepted, message = _ephemeral_variables_accepted(service, "dev", cluster_endpoint_public_cidrs=wide)
         assert not accepted and "whole internet" in message, json.dumps(wide)
+
+
+# --- RUN-2: verified TLS and least-privilege roles (issue 13) ---------------------------------------
+
+
+def test_run2_rds_uses_the_ca_the_image_trusts_and_forces_tls(service: Path) -> None:
+    rds = named(stack(service, "ephemeral")["module"], "rds")
+    assert rds.get("ca_cert_identifier") == "rds-ca-rsa2048-g1", (
+        "RUN-2: the instance's certificate must chain to a root of the image's bundle (verify-full)"
+    )
+    parameters = {p["name"]: p["value"] for p in rds["parameters"]}
+    assert parameters.get("rds.force_ssl") == "1", "RUN-2: RDS must refuse connections without TLS"
+    assert parameters.get("ssl_min_protocol_version") == "TLSv1.2", "RUN-2: no TLS below 1.2"
+    dockerfile = (service / "Dockerfile").read_text()
+    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in dockerfile, (
+        "RUN-2: the image carries the global bundle, which holds rds-ca-rsa2048-g1 of every region"
+    )
+
+
+def test_run2_role_passwords_are_generated_write_only_and_readable_by_external_secrets(service: Path) -> None:
+    blocks = stack(service, "ephemeral")
+    answers = answers_of(service)
+    package = answers["project_slug"].replace("-", "_")
+    secret = named(blocks["resource"], "aws_secretsmanager_secret", "database_role")
+    assert secret["name"] == "${var.project_slug}/${var.environment}/database-${each.key}"
+    assert secret["kms_key_id"] == "${aws_kms_key.secrets.arn}"
+    version = named(blocks["resource"], "aws_secretsmanager_secret_version", "database_role")
+    assert "secret_string" not in version, "RUN-2: a role password must never reach the state"
+    assert "ephemeral.random_password.database_role[each.key].result" in version["secret_string_wo"]
+    assert version["secret_string_wo_version"] == "${var.database_role_password_version}", (
+        "RUN-2: a rotation is a bump of database_role_password_version"
+    )
+    roles = named(blocks["locals"], "database_roles")
+    assert roles == {"migrator": "${var.database_name}_migrator", "app": "${var.database_name}_app"}
+    assert tfvars(service, "ephemeral", "terraform.tfvars")["database_name"] == package
+    text = (tf_root(service) / "ephemeral" / "cluster.tf").read_text()
+    for key in ("migrator", "app"):
+        assert f'aws_secretsmanager_secret.database_role["{key}"].arn' in text, (
+            f"RUN-2: External Secrets must be allowed to read the {key} role's secret"
+        )

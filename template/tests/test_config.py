@@ -67,6 +67,10 @@ def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"ENVIRONMENT": "prod", "DATABASE_URL": PG_URL}, "SECRET_KEY must be set"),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be"),
         (
+            {"ENVIRONMENT": "prod", "SECRET_KEY": "x" * 40, "DATABASE_URL": PG_URL},
+            "DATABASE_SSL_ROOT_CERT must be set when ENVIRONMENT=prod",
+        ),
+        (
             {"ENVIRONMENT": "prod", "SECRET_KEY": "x" * 40, "DATABASE_URL_FILE": "/nonexistent/db/url"},
             "DATABASE_URL_FILE cannot be read",
         ),
@@ -82,7 +86,17 @@ def test_refuses_to_start_naming_the_missing_setting(env: dict[str, str], missin
 
 
 def test_starts_with_every_setting(tmp_path: Path) -> None:
-    proc = start({"HOME": str(tmp_path), "ENVIRONMENT": "prod", "DATABASE_URL": PG_URL, "SECRET_KEY": "x" * 40})
+    bundle = tmp_path / "global-bundle.pem"  # RUN-2: the RDS CA bundle the image carries
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    proc = start(
+        {
+            "HOME": str(tmp_path),
+            "ENVIRONMENT": "prod",
+            "DATABASE_URL": PG_URL,
+            "SECRET_KEY": "x" * 40,
+            "DATABASE_SSL_ROOT_CERT": str(bundle),
+        }
+    )
     assert proc.returncode == 0, proc.stderr
 
 
