@@ -502,14 +502,19 @@ def test_probes(objects: list[Manifest], service: Path) -> None:
 
 def test_init_container_runs_migrations(objects: list[Manifest], service: Path) -> None:
     spec = pod_spec(objects, service)
-    (init,) = spec["initContainers"]
+    inits = {c["name"]: c for c in spec["initContainers"]}
+    init = inits["migrate"]
     assert init.get("command", []) + init.get("args", []) == MIGRATION_COMMAND, (
         f"K8S-2: the init container must run exactly `alembic upgrade head`, not {init.get('command')}"
     )
-    assert init["image"] == app_container(spec)["image"], "K8S-2: migrations must run from the app's image"
+    for container in spec["initContainers"]:
+        assert container["image"] == app_container(spec)["image"], (
+            f"K8S-2: init container {container['name']} must run from the app's image"
+        )
     (url,) = [v for v in init["env"] if v["name"] == "DATABASE_URL"]
-    assert url["valueFrom"]["secretKeyRef"] == {"name": "db-secret", "key": "url"}, (
-        "K8S-2: DATABASE_URL of the init container must come from secretKeyRef db-secret/url"
+    # RUN-2: the migration role's URL; the master user's reaches the db-roles init container only.
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "db-migrator-secret", "key": "url"}, (
+        "K8S-2: DATABASE_URL of the init container must come from secretKeyRef db-migrator-secret/url"
     )
 
 
@@ -699,7 +704,7 @@ ALLOWED_DIFFERENCES = re.compile(
     r"|Deployment/[^/]+/spec/template/spec/containers/\d+/(resources/.*|envFrom/\d+/configMapRef/name)"
     r"|Ingress/[^/]+/spec/(rules/\d+/host|tls/.*)"
     r"|ConfigMap/[^/]+/data/ENVIRONMENT"
-    r"|ExternalSecret/(db-secret|app-secret)/spec/(data|dataFrom)/.*)$"
+    r"|ExternalSecret/(db-secret|db-migrator-secret|db-master-secret|app-secret)/spec/(data|dataFrom)/.*)$"
 )
 
 

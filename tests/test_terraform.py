@@ -773,8 +773,8 @@ def test_run2_role_passwords_are_generated_write_only_and_readable_by_external_s
     version = named(blocks["resource"], "aws_secretsmanager_secret_version", "database_role")
     assert "secret_string" not in version, "RUN-2: a role password must never reach the state"
     assert "ephemeral.random_password.database_role[each.key].result" in version["secret_string_wo"]
-    assert version["secret_string_wo_version"] == "${var.database_role_password_version}", (
-        "RUN-2: a rotation is a bump of database_role_password_version"
+    assert version["secret_string_wo_version"] == "${var.database_role_secret_version}", (
+        "RUN-2: a rotation is a bump of database_role_secret_version"
     )
     roles = named(blocks["locals"], "database_roles")
     assert roles == {"migrator": "${var.database_name}_migrator", "app": "${var.database_name}_app"}

@@ -744,8 +744,11 @@ def k8s_2(repo: Repository) -> Problems:
         if migrate[0].get("image") != app_container(spec).get("image"):
             problems.append(f"{where}: the migration init container does not use the app's image")
         refs = [(e.get("valueFrom") or {}).get("secretKeyRef") or {} for e in migrate[0].get("env") or []]
-        if not any(r.get("name") == "db-secret" and r.get("key") == "url" for r in refs):
-            problems.append(f"{where}: the migration init container does not read DATABASE_URL from db-secret/url")
+        # RUN-2: as the migration role, whose URL is db-migrator-secret's; never the app's or the master's.
+        if not any(r.get("name") == "db-migrator-secret" and r.get("key") == "url" for r in refs):
+            problems.append(
+                f"{where}: the migration init container does not read DATABASE_URL from db-migrator-secret/url"
+            )
     if "pg_advisory" not in repo.text("alembic/env.py"):
         problems.append("alembic/env.py: migrations do not take a PostgreSQL advisory lock")
     return problems

@@ -8,7 +8,7 @@ from every replica at once:
 - `<db>_app` may read and write the rows of those tables and use their sequences, nothing else:
   no DDL, no role management, not the master user;
 - each role's password is set to the one in its Secrets Manager secret, so rotating a secret
-  (database_role_password_version in Terraform) takes effect at the next pod start;
+  (database_role_secret_version in Terraform) takes effect at the next pod start;
 - default privileges grant the app role what the migrator creates later, table by table;
 - objects a service made before 0.2.0 under the master user are handed to the migrator.
 """

@@ -75,7 +75,7 @@ module "rds" {
 #
 # <db>_migrator owns the schema (alembic runs as it); <db>_app may read and write its tables and
 # nothing else. app/db/roles.py creates both with the master credentials, in the db-roles init
-# container, and sets their passwords from these secrets. Bump database_role_password_version to
+# container, and sets their passwords from these secrets. Bump database_role_secret_version to
 # rotate them (docs/runbook.md).
 
 locals {
@@ -86,7 +86,7 @@ locals {
 }
 
 resource "aws_secretsmanager_secret" "database_role" {
-  # checkov:skip=CKV2_AWS_57:Rotated by bumping database_role_password_version; the db-roles init container sets the new password in PostgreSQL (docs/runbook.md).
+  # checkov:skip=CKV2_AWS_57:Rotated by bumping database_role_secret_version; the db-roles init container sets the new password in PostgreSQL (docs/runbook.md).
   for_each = local.database_roles
 
   name                    = "${var.project_slug}/${var.environment}/database-${each.key}"
@@ -111,7 +111,7 @@ resource "aws_secretsmanager_secret_version" "database_role" {
     username = each.value
     password = ephemeral.random_password.database_role[each.key].result
   })
-  secret_string_wo_version = var.database_role_password_version
+  secret_string_wo_version = var.database_role_secret_version
 }
 
 # --- Secrets the External Secrets Operator syncs (docs/CONTRACTS.md) ----------------------------

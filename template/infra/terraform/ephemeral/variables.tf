@@ -205,8 +205,8 @@ variable "database_username" {
   default     = "app"
 }
 
-variable "database_role_password_version" {
-  description = "RUN-2: bump to give the <db>_migrator and <db>_app roles new random passwords (docs/runbook.md)."
+variable "database_role_secret_version" {
+  description = "RUN-2: bump to write new random credentials for the <db>_migrator and <db>_app roles (docs/runbook.md)."
   type        = number
   default     = 1
 }
