@@ -82,12 +82,15 @@ WRAP
 chmod +x "$TOOLS/bin/mmdc"
 
 # PostgreSQL for the generated services' database tests: a role and a database they may wipe.
+# CREATEROLE: tests/test_database_roles.py creates the service's migrator and app roles with it,
+# as the RDS master user does (RUN-2).
 if [ "$(id -u)" = 0 ]; then
   pg_ctlcluster 15 main status >/dev/null 2>&1 || pg_ctlcluster 15 main start
   for _ in $(seq 30); do pg_isready -q -h localhost -p 5432 && break; sleep 1; done
   su postgres -c "psql -v ON_ERROR_STOP=1 -q" <<'SQL'
 SELECT 'CREATE ROLE template_test LOGIN PASSWORD ''template_test'''
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'template_test')\gexec
+ALTER ROLE template_test CREATEROLE;
 SELECT 'CREATE DATABASE template_test OWNER template_test'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'template_test')\gexec
 SQL
