@@ -7,6 +7,7 @@ after the test database, so test runs on other databases of the server never sha
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -132,4 +133,30 @@ def test_the_service_serves_as_the_app_role(roles: tuple[str, str, str]) -> None
         token = client.post("/auth/token", json={"username": "carol", "password": PASSWORD}).json()["access_token"]
         me = client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["username"] == "carol"
+        assert client.get("/ready").status_code == 200
+
+
+def test_a_rotated_role_password_needs_no_restart(roles: tuple[str, str, str], tmp_path: Path) -> None:
+    """Terraform writes a new app password, db-roles sets it, External Secrets and the kubelet
+    rewrite the pod's URL file: the running service keeps answering, on new connections too."""
+    master, migrator, app = roles
+    ensure_roles(master, migrator, app)
+    command.upgrade(alembic_config(migrator), "head")
+    url_file = tmp_path / "url"
+    url_file.write_text(app)
+    with TestClient(create_app(make_settings("", database_url_file=url_file))) as client:
+        assert client.post("/users", json={"username": "dave", "password": PASSWORD}).status_code == 201
+
+        rotated = role_url(master, "app", secrets.token_hex(16))
+        ensure_roles(master, migrator, rotated)
+        url_file.write_text(rotated)
+        with connect(master) as connection:  # as a failover would: every open connection goes
+            connection.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(make_url(app).username or "")))
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (make_url(app).username,)
+            )
+        with pytest.raises(psycopg.OperationalError):  # the old password is refused: the test proves something
+            connect(app).close()
+
+        assert client.post("/auth/token", json={"username": "dave", "password": PASSWORD}).status_code == 200
         assert client.get("/ready").status_code == 200
