@@ -27,9 +27,7 @@ PASSWORD = "correct horse battery staple"
 
 def role_url(master_url: str, suffix: str, password: str) -> str:
     master = make_url(master_url)
-    return master.set(username=f"{master.database}_{suffix}", password=password).render_as_string(
-        hide_password=False
-    )
+    return master.set(username=f"{master.database}_{suffix}", password=password).render_as_string(hide_password=False)
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -96,9 +94,7 @@ def test_app_role_has_dml_only_on_tables_the_migrator_owns(roles: tuple[str, str
     assert owner == (make_url(migrator).username,), "the migrator owns what it migrates"
 
     with connect(app) as connection:
-        connection.execute(
-            "INSERT INTO users (username, password_hash, created_at) VALUES ('alice', 'x', now())"
-        )
+        connection.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('alice', 'x', now())")
         connection.execute("UPDATE users SET password_hash = 'y' WHERE username = 'alice'")
         assert connection.execute("SELECT password_hash FROM users").fetchall() == [("y",)]
         connection.execute("DELETE FROM users")
@@ -132,7 +128,8 @@ def test_the_service_serves_as_the_app_role(roles: tuple[str, str, str]) -> None
         assert client.post("/users", json={"username": "carol", "password": PASSWORD}).status_code == 201
         token = client.post("/auth/token", json={"username": "carol", "password": PASSWORD}).json()["access_token"]
         me = client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
-        assert me.status_code == 200 and me.json()["username"] == "carol"
+        assert me.status_code == 200
+        assert me.json()["username"] == "carol"
         assert client.get("/ready").status_code == 200
 
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -26,11 +27,11 @@ from tests.conftest import make_settings
 PG_URL = "postgresql+psycopg://app:secret@db.example:5432/app"
 
 
-def connect_args(url: str) -> dict[str, object]:
+def connect_args(url: str) -> dict[str, Any]:
     engine = create_db_engine(url, 3)
     _, params = engine.dialect.create_connect_args(engine.url)
     engine.dispose()
-    return params
+    return dict(params)
 
 
 def test_prod_refuses_to_start_without_the_ca_bundle() -> None:
@@ -50,8 +51,9 @@ def test_dev_and_prod_verify_the_server(environment: str, tmp_path: Path) -> Non
     # A URL asking for less cannot win: the settings set both options.
     settings = make_settings(PG_URL + "?sslmode=disable", environment=environment, database_ssl_root_cert=bundle)
     params = connect_args(settings.database_url)
-    assert params["sslmode"] == "verify-full" and params["sslrootcert"] == str(bundle)
-    assert params["host"] == "db.example" and params["password"] == "secret"
+    assert params["sslmode"] == "verify-full"
+    assert params["sslrootcert"] == str(bundle)
+    assert (params["host"], params["password"]) == ("db.example", "secret")
 
 
 @pytest.mark.parametrize("environment", ["local", "test"])
@@ -63,7 +65,7 @@ def test_local_and_test_connect_as_the_url_says(environment: str, tmp_path: Path
 def test_the_migration_verifies_the_server_when_the_pod_says_so(tmp_path: Path) -> None:
     bundle = tmp_path / "global-bundle.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    settings = MigrationSettings(_env_file=None, database_url=PG_URL, database_ssl_root_cert=bundle)  # type: ignore[call-arg]
+    settings = MigrationSettings(_env_file=None, database_url=PG_URL, database_ssl_root_cert=bundle)
     assert make_url(settings.database_url).query == {"sslmode": "verify-full", "sslrootcert": str(bundle)}
 
 
@@ -78,13 +80,32 @@ def postgres_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
+def run(argv: list[str], cwd: Path | None = None, check: bool = True) -> None:
+    """The test's own fixed programs (openssl, initdb, pg_ctl), never input from outside."""
+    subprocess.run(argv, cwd=cwd, check=check, capture_output=True)  # noqa: S603
+
+
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+    run([shutil.which("openssl") or "openssl", *args], cwd=cwd)
 
 
 def make_ca(folder: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=folder)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        cwd=folder,
+    )
 
 
 def free_port() -> int:
@@ -104,32 +125,72 @@ def tls_server() -> Iterator[tuple[int, Path, Path]]:
     make_ca(root, "ca")
     make_ca(root, "rogue-ca")
     (root / "san.ext").write_text("subjectAltName = DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr", cwd=root)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=root)
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=root,
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+        cwd=root,
+    )
     data = root / "data"
     as_postgres: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        as_postgres = ["runuser", "-u", "postgres", "--"]
+        as_postgres = [shutil.which("runuser") or "runuser", "-u", "postgres", "--"]
         shutil.chown(root, "postgres")
         for name in ("server.key", "server.pem"):
             shutil.chown(root / name, "postgres")
     (root / "server.key").chmod(0o600)
     (root / "pw").write_text("tls-test-password\n")
-    shutil.chown(root / "pw", "postgres") if as_postgres else None
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "tls", "--pwfile", str(root / "pw"),
-                    "-A", "scram-sha-256"], check=True, capture_output=True)
+    if as_postgres:
+        shutil.chown(root / "pw", "postgres")
+    run(
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "tls",
+            "--pwfile",
+            str(root / "pw"),
+            "-A",
+            "scram-sha-256",
+        ]
+    )
     port = free_port()
-    options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c ssl=on "
-               f"-c ssl_cert_file={root / 'server.pem'} -c ssl_key_file={root / 'server.key'}")
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                    str(root / "log"), "start"], check=True, capture_output=True)
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c ssl=on "
+        f"-c ssl_cert_file={root / 'server.pem'} -c ssl_key_file={root / 'server.key'}"
+    )
+    run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"])
     try:
         yield port, root / "ca.pem", root / "rogue-ca.pem"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True)
+        run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
