@@ -30,13 +30,16 @@ def test_refuses_missing_secret_key_in_production(monkeypatch: pytest.MonkeyPatc
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bundle = tmp_path / "global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:p@db:5432/app")
+    monkeypatch.setenv("DATABASE_SSL_ROOT_CERT", str(bundle))
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.environment == "prod"
-    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/app"
+    assert settings.database_url.startswith("postgresql+psycopg://u:p@db:5432/app?")
 
 
 @pytest.mark.parametrize("environment", ["local", "test"])
