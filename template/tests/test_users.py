@@ -1,5 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
+from pathlib import Path
+
 import jwt
 import pytest
 from fastapi.testclient import TestClient
@@ -146,9 +148,11 @@ def test_token_for_another_service_or_from_another_issuer_is_401(client: TestCli
     assert me(client, jwt.encode(valid, TEST_SECRET_KEY, "HS256")) == 401
 
 
-def test_schema_is_not_served_in_production(database_url: str) -> None:
+def test_schema_is_not_served_in_production(database_url: str, tmp_path: Path) -> None:
+    bundle = tmp_path / "global-bundle.pem"  # prod connects to PostgreSQL with verified TLS only (RUN-2)
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     for environment, expected in (("dev", 200), ("prod", 404)):
-        settings = make_settings(database_url, environment=environment)
+        settings = make_settings(database_url, environment=environment, database_ssl_root_cert=bundle)
         with TestClient(create_app(settings)) as client:
             assert client.get("/openapi.json").status_code == expected, environment
             assert client.get("/docs").status_code == expected, environment
