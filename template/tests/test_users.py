@@ -1,5 +1,4 @@
 from datetime import UTC, datetime, timedelta
-
 from pathlib import Path
 
 import jwt
