@@ -106,11 +106,8 @@ ephemeral "random_password" "database_role" {
 resource "aws_secretsmanager_secret_version" "database_role" {
   for_each = local.database_roles
 
-  secret_id = aws_secretsmanager_secret.database_role[each.key].id
-  secret_string_wo = jsonencode({
-    username = each.value
-    password = ephemeral.random_password.database_role[each.key].result
-  })
+  secret_id                = aws_secretsmanager_secret.database_role[each.key].id
+  secret_string_wo         = jsonencode({ username = each.value, password = ephemeral.random_password.database_role[each.key].result })
   secret_string_wo_version = var.database_role_secret_version
 }
 
