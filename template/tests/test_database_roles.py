@@ -147,10 +147,12 @@ def test_a_rotated_role_password_needs_no_restart(roles: tuple[str, str, str], t
         rotated = role_url(master, "app", secrets.token_hex(16))
         ensure_roles(master, migrator, rotated)
         url_file.write_text(rotated)
-        with connect(master) as connection:  # as a failover would: every open connection goes
+        # As a failover would: every open connection goes, and the call waits until each has gone.
+        with connect(master) as connection:
             connection.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(make_url(app).username or "")))
             connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (make_url(app).username,)
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = %s",
+                (make_url(app).username,),
             )
         with pytest.raises(psycopg.OperationalError):  # the old password is refused: the test proves something
             connect(app).close()
