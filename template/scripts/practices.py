@@ -19,6 +19,9 @@ Usage: python scripts/practices.py [--root DIR]
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -63,7 +66,7 @@ class Reference(list[Any]):
     """A GitLab `!reference [job, key]` tag, resolved when a job's script is read."""
 
 
-class GitLabLoader(yaml.SafeLoader):
+class GitLabLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader, plus the one custom tag GitLab CI files use."""
 
 
@@ -104,6 +107,7 @@ class Pipeline:
     definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
     documents: dict[str, Any] = field(default_factory=dict)
+    _resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path) -> Pipeline:
@@ -115,7 +119,7 @@ class Pipeline:
         if name in seen:
             return
         seen.add(name)
-        data = yaml.load((self.root / name).read_text(encoding="utf-8"), Loader=GitLabLoader)  # noqa: S506 - GitLabLoader is a SafeLoader
+        data = yaml.load((self.root / name).read_text(encoding="utf-8"), Loader=GitLabLoader)  # noqa: S506 - a SafeLoader
         data = data or {}
         self.documents[name] = data
         for include in as_list(data.get("include")):
@@ -125,7 +129,9 @@ class Pipeline:
         # The including file wins over what it includes, as in GitLab.
         self.stages = list(data.get("stages", self.stages))
         self.variables.update(_variables(data.get("variables")))
-        self.default = deep_merge(self.default, data.get("default") or {})
+        # Top-level image, services, cache, before_script and after_script are the old form of default:.
+        globals_ = {key: data[key] for key in ("image", "services", "cache", "before_script", "after_script") if key in data}
+        self.default = deep_merge(self.default, {**globals_, **(data.get("default") or {})})
         for key, value in data.items():
             if key not in CI_KEYWORDS and isinstance(value, dict):
                 self.definitions[key] = value
@@ -136,9 +142,35 @@ class Pipeline:
         return [name for name in self.definitions if not name.startswith(".")]
 
     def resolved(self, name: str) -> dict[str, Any]:
-        """A job with its `extends:` chain merged in and `default:` filled in."""
-        job = self._extended(name, ())
-        return {**self.default, **job}
+        """A job as GitLab runs it: `extends:` merged, `default:` inherited, `!reference` replaced."""
+        if name not in self._resolved:
+            job = self._extended(name, ())
+            inherit = (job.get("inherit") or {}).get("default", True) if isinstance(job.get("inherit"), dict) else True
+            defaults = {key: value for key, value in self.default.items()
+                        if inherit is True or (isinstance(inherit, list) and key in inherit)}  # fmt: skip
+            self._resolved[name] = {key: self._dereference(value, 0) for key, value in {**defaults, **job}.items()}
+        return self._resolved[name]
+
+    def _dereference(self, value: Any, depth: int) -> Any:
+        """`!reference [job, key, ...]` replaced by its target; in a list, a list target is spliced."""
+        if depth > 10:
+            raise ValueError("!reference nested more than 10 levels")
+        if isinstance(value, Reference):
+            target: Any = self._extended(value[0], ()) if value else None
+            for key in value[1:]:
+                target = target.get(key) if isinstance(target, dict) else None
+            if target is None:
+                raise ValueError(f"!reference {list(value)} points at nothing")
+            return self._dereference(target, depth + 1)
+        if isinstance(value, dict):
+            return {key: self._dereference(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, list):
+            items: list[Any] = []
+            for item in value:
+                resolved = self._dereference(item, depth + 1)
+                items += resolved if isinstance(item, Reference) and isinstance(resolved, list) else [resolved]
+            return items
+        return value
 
     def _extended(self, name: str, chain: tuple[str, ...]) -> dict[str, Any]:
         if name in chain or name not in self.definitions:
@@ -194,6 +226,40 @@ def expand(text: str, variables: dict[str, str]) -> str:
     return text
 
 
+# --- Tools this report runs, remembered by the content of what they read ----------------------
+
+# The interpreter whose packages (deptry) the checks run; the service's virtualenv in practice.
+PYTHON = sys.executable
+_RESULTS: dict[str, Any] = {}
+
+
+def fingerprint(root: Path, patterns: tuple[str, ...], *extra: str) -> str:
+    """A digest of every file matching the patterns: a tool's result is reused while it holds."""
+    digest = hashlib.sha256("\0".join(extra).encode())
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            found = [Path(d, f) for d, dirs, files in os.walk(root) for f in files
+                     if not dirs.__setitem__(slice(None), [x for x in dirs if x not in SKIPPED_DIRS])
+                     and Path(f).match(pattern[3:])]  # fmt: skip
+        else:
+            found = list(root.glob(pattern))
+        for path in sorted(found):
+            if path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+SKIPPED_DIRS = {".venv", ".git", ".cache", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".terraform"}
+
+
+def remembered(key: str, compute: Callable[[], Any]) -> Any:
+    """The result of compute() for this key; a process running the report many times (the mutation
+    tests) runs a tool again only when the files it reads changed."""
+    if key not in _RESULTS:
+        _RESULTS[key] = compute()
+    return _RESULTS[key]
+
+
 # --- Reading the manifests ---------------------------------------------------------------------
 
 
@@ -240,6 +306,13 @@ def _read_kustomization(directory: Path) -> list[dict[str, Any]]:
     return docs
 
 
+def _try(function: Callable[[Path], Any], argument: Path) -> Any:
+    try:
+        return function(argument)
+    except ValueError as error:
+        return error
+
+
 def name_of(doc: dict[str, Any]) -> str:
     return str((doc.get("metadata") or {}).get("name", ""))
 
@@ -267,6 +340,555 @@ def app_container(spec: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in main if c.get("name") == "app"), main[0] if main else {})
 
 
+# --- Reading Terraform: HCL parsed into blocks, attributes and expressions ------------------
+
+
+class Expr:
+    """An HCL expression that is not a plain literal, kept with its source text."""
+
+    def __init__(self, text: str, parts: list[Any] | None = None) -> None:
+        self.text = text
+        self.parts = parts or []  # the sub-expressions that were parsed (call arguments, for bodies)
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and other.text == self.text
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Call(Expr):
+    """`name(arg, ...)`."""
+
+    def __init__(self, text: str, name: str, args: list[Any]) -> None:
+        super().__init__(text, args)
+        self.name = name
+
+
+class Template(Expr):
+    """A quoted string with `${...}` interpolations."""
+
+
+@dataclass
+class Block:
+    type: str
+    labels: list[str]
+    body: Body
+
+
+@dataclass
+class Body:
+    attributes: dict[str, Any] = field(default_factory=dict)
+    blocks: list[Block] = field(default_factory=list)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.attributes.get(name, default)
+
+    def children(self, block_type: str) -> list[Body]:
+        return [block.body for block in self.blocks if block.type == block_type]
+
+
+class HCLError(ValueError):
+    pass
+
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+
+
+def _skip_comment(text: str, i: int) -> int:
+    """Index after a comment starting at i, or i when there is none."""
+    if text.startswith("#", i) or text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    if text.startswith("/*", i):
+        end = text.find("*/", i + 2)
+        if end < 0:
+            raise HCLError("unterminated /* comment")
+        return end + 2
+    return i
+
+
+_STRING_STOP = re.compile(r'[\\"\n]|[$%]\{')
+
+
+def _skip_string(text: str, i: int) -> int:
+    """Index after the quoted string starting at text[i] == '"' (interpolations included)."""
+    i += 1
+    while True:
+        match = _STRING_STOP.search(text, i)
+        if not match:
+            raise HCLError("unterminated string")
+        i, found = match.start(), match.group(0)
+        if found == "\\":
+            i += 2
+        elif found == '"':
+            return i + 1
+        elif found == "\n":
+            raise HCLError("newline in a quoted string")
+        else:
+            i = _skip_until(text, i + 2, "}") + 1
+
+
+def _skip_heredoc(text: str, i: int) -> int:
+    match = re.compile(r"<<-?([A-Za-z_]\w*)[ \t]*\n").match(text, i)
+    if not match:
+        return i
+    end = re.compile(rf"^[ \t]*{match.group(1)}[ \t]*$", re.M).search(text, match.end())
+    if not end:
+        raise HCLError(f"unterminated heredoc {match.group(1)}")
+    return end.end()
+
+
+@functools.lru_cache(maxsize=64)
+def _interesting(closer: str, stops: str, newline: bool) -> re.Pattern[str]:
+    """The characters _skip_until must look at; everything between them is jumped over."""
+    chars = set('#/"<([{)]}') | set(stops) | ({closer} - {"\0"}) | ({"\n"} if newline else set())
+    return re.compile("[" + re.escape("".join(sorted(chars))) + "]")
+
+
+def _skip_until(text: str, i: int, closer: str, stop_at_newline: bool = False, stops: str = "") -> int:
+    """Index of the first `closer` (or a stop character) at nesting depth 0 from i."""
+    interesting = _interesting(closer, stops, stop_at_newline)
+    while True:
+        match = interesting.search(text, i)
+        if not match:
+            break
+        i = match.start()
+        after = _skip_comment(text, i)
+        if after != i:
+            i = after
+            continue
+        char = text[i]
+        if char == closer or char in stops or (stop_at_newline and char == "\n"):
+            return i
+        if char == '"':
+            i = _skip_string(text, i)
+        elif char == "<" and text.startswith("<<", i) and _skip_heredoc(text, i) != i:
+            i = _skip_heredoc(text, i)
+        elif char in _OPEN:
+            i = _skip_until(text, i + 1, _OPEN[char]) + 1
+        elif char in ")]}":
+            raise HCLError(f"unbalanced {char!r}")
+        else:
+            i += 1
+    if closer == "\0" or stop_at_newline:
+        return len(text)
+    raise HCLError(f"missing {closer!r}")
+
+
+def _split_top(text: str, separators: str) -> list[str]:
+    """text split at the separators that sit at nesting depth 0."""
+    parts, start, i = [], 0, 0
+    while i < len(text):
+        end = _skip_until(text, i, "\0", stops=separators)
+        if end >= len(text):
+            break
+        parts.append(text[start:end])
+        start = i = end + 1
+    parts.append(text[start:])
+    return [part for part in parts if part.strip()]
+
+
+def _find_top(text: str, token: str) -> int:
+    """Index of the first `token` at nesting depth 0, or len(text)."""
+    i = 0
+    while i < len(text):
+        i = _skip_until(text, i, "\0", stops=token[0])
+        if i >= len(text) or text.startswith(token, i):
+            return i
+        i += 1
+    return len(text)
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+_IDENT = re.compile(r"[A-Za-z_][\w-]*")
+
+
+_STRIP_STOP = re.compile(r'[#/"<]')
+
+
+def _strip(text: str) -> str:
+    """Comments and surrounding space removed."""
+    out, i = [], 0
+    while True:
+        match = _STRIP_STOP.search(text, i)
+        if not match:
+            out.append(text[i:])
+            break
+        j = match.start()
+        out.append(text[i:j])
+        after = _skip_comment(text, j)
+        if after != j:
+            i = after
+            continue
+        if text[j] == '"':
+            end = _skip_string(text, j)
+        elif text.startswith("<<", j) and _skip_heredoc(text, j) != j:
+            end = _skip_heredoc(text, j)
+        else:
+            end = j + 1
+        out.append(text[j:end])
+        i = end
+    return "".join(out).strip()
+
+
+def parse_expression(source: str) -> Any:
+    """A literal as Python (str, int, float, bool, None, list, dict) or an Expr for the rest."""
+    text = _strip(source)
+    if not text:
+        return Expr("")
+    if text[0] == '"' and _skip_string(text, 0) == len(text):
+        body = text[1:-1]
+        if "${" in body or "%{" in body:
+            return Template(body)
+        return bytes(body, "utf-8").decode("unicode_escape") if "\\" in body else body
+    if text.startswith("<<") and _skip_heredoc(text, 0) == len(text):
+        lines = text.split("\n")[1:-1]
+        return "\n".join(lines) + "\n"
+    if _NUMBER.fullmatch(text):
+        return float(text) if re.search(r"[.eE]", text) else int(text)
+    if text in {"true", "false"}:
+        return text == "true"
+    if text == "null":
+        return None
+    if text[0] in "[{" and _skip_until(text, 1, _OPEN[text[0]]) == len(text) - 1:
+        inner = text[1:-1]
+        if re.match(r"\s*for\s", inner):
+            # [for x in list : body if cond] and {for k, v in map : key => body if cond}
+            rest = inner[_find_top(inner, ":") + 1 :]
+            arrow = _find_top(rest, "=>")
+            rest = rest[arrow + 2 :] if arrow < len(rest) else rest
+            rest = rest[: _find_top(rest, " if ")]
+            return Expr(text, [parse_expression(rest)])
+        if text[0] == "[":
+            return [parse_expression(item) for item in _split_top(inner, ",")]
+        return _object(inner)
+    call = re.match(r"([A-Za-z_][\w:]*)\(", text)
+    if call and _skip_until(text, call.end(), ")") == len(text) - 1:
+        args = [parse_expression(arg) for arg in _split_top(text[call.end() : -1], ",")]
+        return Call(text, call.group(1), args)
+    # a ? b : c, at depth 0
+    question = _skip_until(text, 0, "\0", stops="?")
+    if question < len(text):
+        rest = text[question + 1 :]
+        colon = _skip_until(rest, 0, "\0", stops=":")
+        if colon < len(rest):
+            return Expr(text, [parse_expression(rest[:colon]), parse_expression(rest[colon + 1 :])])
+    return Expr(text)
+
+
+def _object(inner: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in _split_top(inner, ",\n"):
+        equals = _skip_until(item, 0, "\0", stops="=:")
+        if equals >= len(item):
+            raise HCLError(f"object item without = : {item.strip()!r}")
+        if item[equals] == "=" and item[equals + 1 : equals + 2] in {"=", ">"}:
+            raise HCLError(f"object item without = : {item.strip()!r}")
+        key = _strip(item[:equals])
+        if key.startswith("(") and key.endswith(")"):
+            key = key[1:-1].strip()
+        key_value = parse_expression(key) if key.startswith('"') else key
+        result[key_value.text if isinstance(key_value, Expr) else str(key_value)] = parse_expression(item[equals + 1 :])
+    return result
+
+
+def parse_hcl(text: str) -> Body:
+    """The body of an HCL file: its attributes and nested blocks."""
+    body, end = _parse_body(text, 0, top=True)
+    return body
+
+
+def _parse_body(text: str, i: int, top: bool) -> tuple[Body, int]:
+    body = Body()
+    while True:
+        while i < len(text):
+            after = _skip_comment(text, i)
+            if after != i:
+                i = after
+            elif text[i] in " \t\r\n;":
+                i += 1
+            else:
+                break
+        if i >= len(text):
+            if not top:
+                raise HCLError("missing '}'")
+            return body, i
+        if text[i] == "}":
+            if top:
+                raise HCLError("unbalanced '}'")
+            return body, i + 1
+        name = _IDENT.match(text, i)
+        if not name:
+            line = text.count("\n", 0, i) + 1
+            raise HCLError(f"line {line}: expected a name, found {text[i:i + 20]!r}")
+        i = name.end()
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if text.startswith("=", i) and not text.startswith("==", i):
+            end = _skip_until(text, i + 1, "\0", stop_at_newline=True, stops="}" if not top else "")
+            body.attributes[name.group(0)] = parse_expression(text[i + 1 : end])
+            i = end
+            continue
+        labels = []
+        while i < len(text) and text[i] != "{":
+            if text[i] == '"':
+                end = _skip_string(text, i)
+                labels.append(text[i + 1 : end - 1])
+                i = end
+            elif text[i] in " \t":
+                i += 1
+            else:
+                label = _IDENT.match(text, i)
+                if not label:
+                    line = text.count("\n", 0, i) + 1
+                    raise HCLError(f"line {line}: expected a block label or {{")
+                labels.append(label.group(0))
+                i = label.end()
+        child, i = _parse_body(text, i + 1, top=False)
+        body.blocks.append(Block(name.group(0), labels, child))
+
+
+def walk(value: Any) -> Iterator[Any]:
+    """Every value nested in an expression: dicts, lists, call arguments, for bodies."""
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item)
+    elif isinstance(value, Expr):
+        for item in value.parts:
+            yield from walk(item)
+
+
+# --- When a pipeline job blocks: rules, allow_failure and the exit status of its script -------
+
+# The pipelines a change and the schedules start, as GitLab sets their predefined variables.
+SCENARIOS: dict[str, dict[str, str]] = {
+    "a push to the default branch": {
+        "CI_PIPELINE_SOURCE": "push",
+        "CI_COMMIT_BRANCH": "main",
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_COMMIT_REF_NAME": "main",
+        "CI_COMMIT_REF_PROTECTED": "true",
+    },
+    "a merge request": {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": "1",
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_COMMIT_REF_NAME": "feature",
+    },
+}
+
+
+def schedule_scenario(job: str) -> dict[str, str]:
+    return {
+        "CI_PIPELINE_SOURCE": "schedule",
+        "CI_COMMIT_BRANCH": "main",
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_COMMIT_REF_NAME": "main",
+        "SCHEDULED_JOB": job,
+    }
+
+
+_RULE_TOKEN = re.compile(
+    r"\s*(?:(?P<var>\$\{?\w+\}?)|(?P<str>\"[^\"]*\"|'[^']*')|(?P<re>/(?:\\.|[^/])*/[a-z]*)"
+    r"|(?P<op>==|!=|=~|!~|&&|\|\||\(|\))|(?P<null>null))"
+)
+
+
+def rule_matches(expression: str, variables: dict[str, str]) -> bool:
+    """A `rules: if:` expression, evaluated as GitLab does (comparisons, regexes, && before ||)."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = expression.strip()
+    while position < len(text):
+        match = _RULE_TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise ValueError(f"cannot read the rule {expression!r} at {text[position:]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    value, rest = _or(tokens, variables)
+    if rest:
+        raise ValueError(f"cannot read the rule {expression!r}")
+    return bool(value)
+
+
+def _or(tokens: list[tuple[str, str]], env: dict[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    value, tokens = _and(tokens, env)
+    while tokens and tokens[0] == ("op", "||"):
+        right, tokens = _and(tokens[1:], env)
+        value = bool(value) or bool(right)
+    return value, tokens
+
+
+def _and(tokens: list[tuple[str, str]], env: dict[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    value, tokens = _comparison(tokens, env)
+    while tokens and tokens[0] == ("op", "&&"):
+        right, tokens = _comparison(tokens[1:], env)
+        value = bool(value) and bool(right)
+    return value, tokens
+
+
+def _operand(tokens: list[tuple[str, str]], env: dict[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    if not tokens:
+        raise ValueError("a rule ends too early")
+    kind, text = tokens[0]
+    if (kind, text) == ("op", "("):
+        value, rest = _or(tokens[1:], env)
+        if not rest or rest[0] != ("op", ")"):
+            raise ValueError("a rule misses a )")
+        return value, rest[1:]
+    if kind == "var":
+        return env.get(text.strip("${}")) or None, tokens[1:]
+    if kind == "str":
+        return text[1:-1], tokens[1:]
+    if kind == "re":
+        return text, tokens[1:]
+    if kind == "null":
+        return None, tokens[1:]
+    raise ValueError(f"unexpected {text!r} in a rule")
+
+
+def _comparison(tokens: list[tuple[str, str]], env: dict[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    left, tokens = _operand(tokens, env)
+    if tokens and tokens[0][0] == "op" and tokens[0][1] in {"==", "!=", "=~", "!~"}:
+        operator = tokens[0][1]
+        right, tokens = _operand(tokens[1:], env)
+        if operator in {"==", "!="}:
+            return (left == right) == (operator == "=="), tokens
+        pattern = re.fullmatch(r"/(.*)/([a-z]*)", str(right or ""))
+        if not pattern:
+            raise ValueError(f"{right!r} is not a /regex/")
+        flags = re.I if "i" in pattern.group(2) else 0
+        found = left is not None and re.search(pattern.group(1), str(left), flags) is not None
+        return found == (operator == "=~"), tokens
+    return left, tokens
+
+
+def outcome(job: dict[str, Any], variables: dict[str, str]) -> tuple[str, Any]:
+    """(when, allow_failure) of a job in a pipeline with these variables, as its rules decide."""
+    rules = job.get("rules")
+    default_when = job.get("when", "on_success")
+    if rules is None:
+        return default_when, job.get("allow_failure", default_when == "manual")
+    for rule in as_list(rules):
+        if not isinstance(rule, dict):
+            continue
+        # `changes:` and `exists:` are taken as true: the job may run, so it must block when it does.
+        if "if" in rule and not rule_matches(str(rule["if"]), variables):
+            continue
+        when = rule.get("when", default_when)
+        return when, rule.get("allow_failure", job.get("allow_failure", False))
+    return "never", False
+
+
+def gate_problems(pipeline: Pipeline, name: str, job: dict[str, Any], command: str, scenarios: dict[str, dict[str, str]]) -> Problems:
+    """Why `command` in job `name` might fail without failing the pipeline, in these scenarios."""
+    where = pipeline.where(name)
+    problems = []
+    variables_of_job = {**pipeline.variables, **_variables(job.get("variables"))}
+    for scenario, predefined in scenarios.items():
+        when, allow_failure = outcome(job, {**variables_of_job, **predefined})
+        if when == "never":
+            problems.append(f"{where}: does not run in {scenario}; its rules must run it there")
+        elif when not in {"on_success", "always"}:
+            problems.append(f"{where}: is `when: {when}` in {scenario}; nobody has to run it, so it blocks nothing")
+        if allow_failure is True or isinstance(allow_failure, dict):
+            codes = allow_failure.get("exit_codes") if isinstance(allow_failure, dict) else None
+            allowed = f"exit codes {codes}" if codes is not None else "failure"
+            problems.append(f"{where}: allows {allowed} in {scenario}; remove allow_failure so a finding blocks")
+    lines = pipeline.lines(job, "before_script") + pipeline.lines(job)
+    problems += [f"{where}: {why}" for why in masked(lines, command)]
+    return sorted(set(problems), key=problems.index)
+
+
+_SHELL = re.compile(r"\s*(\|\||&&|;;|[;&|]|\$\(|`|[()]|\"(?:\\.|[^\"\\])*\"|'[^']*'|[^\s;&|()`\"']+)")
+
+
+def shell_words(line: str) -> list[str]:
+    """A shell line in words and operators, quotes kept (enough to see how commands are joined)."""
+    words, position = [], 0
+    while position < len(line):
+        match = _SHELL.match(line, position)
+        if not match or not match.group(1):
+            break
+        words.append(match.group(1))
+        position = match.end()
+    return words
+
+
+def masked(lines: list[str], command: str) -> list[str]:
+    """How each script line running `command` can exit 0 although the command failed.
+
+    GitLab runs a script with errexit on: a failed command ends the job, unless it is the left
+    side of `||` or `&&`, is not the last command of a pipe, runs in the background, is negated
+    or is the condition of if/while, runs in a command substitution whose status is dropped, or
+    errexit was turned off (`set +e`) earlier.
+    """
+    problems = []
+    errexit, pipefail = True, False
+    for line in lines:
+        words = shell_words(line)
+        found = re.search(command, line)
+        if found:
+            problems += _masking(line, words, command, errexit, pipefail)
+        for index, word in enumerate(words):
+            if word != "set" or (index and words[index - 1] not in {";", "&&", "||", "(", "then", "do"}):
+                continue
+            options = words[index + 1 : index + 4]
+            for option_index, option in enumerate(options):
+                if re.fullmatch(r"[-+][a-zA-Z]*e[a-zA-Z]*", option):
+                    errexit = option.startswith("-")
+                if option in {"-o", "+o"} and option_index + 1 < len(options):
+                    name = options[option_index + 1]
+                    if name == "errexit":
+                        errexit = option == "-o"
+                    if name == "pipefail":
+                        pipefail = option == "-o"
+    return problems
+
+
+def _masking(line: str, words: list[str], command: str, errexit: bool, pipefail: bool) -> list[str]:
+    shown = f"`{' '.join(line.split())[:60]}`"
+    if not errexit:
+        return [f"{shown} runs after `set +e`, so its failure does not stop the job"]
+    start = next((i for i in range(len(words)) if re.match(command, " ".join(words[i:]))), None)
+    if start is None:
+        return [f"{shown} runs the command inside quotes or a string, where its failure is lost"]
+    before = words[:start]
+    depth = before.count("$(") + before.count("`") % 2 - before.count(")")
+    if depth > 0 and not re.fullmatch(r"\w+=\$\(", "".join(before[-2:])) and not re.fullmatch(r"\w+=", before[0] if before else ""):
+        return [f"{shown} runs the command in a command substitution whose status is dropped"]
+    if before and before[-1] in {"!", "if", "while", "until", "elif"}:
+        return [f"{shown} negates or tests the command, so its failure does not stop the job"]
+    if any(w in {"if", "while", "until"} for w in before) and "then" not in before and "do" not in before:
+        return [f"{shown} runs the command as a condition, so its failure does not stop the job"]
+    if before and before[-1] in {"||", "&&"}:
+        pass  # the last command of a list: its status is the line's
+    rest = words[start:]
+    operator_index = next((i for i, w in enumerate(rest) if w in {"||", "&&", "|", "&", ";"}), None)
+    if operator_index is None:
+        return []
+    operator, after = rest[operator_index], rest[operator_index + 1 :]
+    if operator == "||":
+        if after[:1] == ["exit"] and len(after) > 1 and after[1] not in {"0", "$?"} and after[1].isdigit():
+            return []
+        if after[:1] in (["false"], ["exit"]) and after[1:2] != ["0"]:
+            return [] if after[:1] == ["false"] or after[1:2] == ["1"] else [f"{shown} exits 0 when the command fails"]
+        return [f"{shown} continues with `|| {' '.join(after)[:20]}` when the command fails; remove it"]
+    if operator == "|" and not pipefail:
+        return [f"{shown} pipes the command into {after[0] if after else 'another'}, whose status replaces its own"]
+    if operator == "&":
+        return [f"{shown} runs the command in the background; the job does not wait for its status"]
+    return []
+
+
 # --- The repository ----------------------------------------------------------------------------
 
 
@@ -291,7 +913,42 @@ class Repository:
     def overlays(self) -> dict[str, list[dict[str, Any]]]:
         base = self.path("deploy/k8s/overlays")
         found = sorted(p for p in base.glob("*") if (p / "kustomization.yaml").is_file()) if base.is_dir() else []
-        return {f"deploy/k8s/overlays/{p.name}": kustomize(p) for p in found}
+        key = fingerprint(self.root, ("deploy/k8s/**/*",), "kustomize", str(find_kubectl()))
+        rendered = remembered(key, lambda: {f"deploy/k8s/overlays/{p.name}": _try(kustomize, p) for p in found})
+        for overlay, docs in rendered.items():
+            if isinstance(docs, Exception):
+                raise ValueError(f"{overlay}: {docs}")
+        return rendered
+
+    @functools.cache  # noqa: B019 - one Repository per report
+    def stack(self, name: str) -> Body:
+        """Every .tf file of infra/terraform/<name>, parsed: blocks of all files, locals merged."""
+        merged = Body()
+        for path in sorted(self.path(f"infra/terraform/{name}").glob("*.tf")):
+            try:
+                body = parse_hcl(path.read_text(encoding="utf-8"))
+            except HCLError as error:
+                raise ValueError(f"{path.relative_to(self.root)}: {error}") from error
+            merged.blocks += body.blocks
+            for block in body.blocks:
+                if block.type == "locals":
+                    merged.attributes.update(block.body.attributes)
+        return merged
+
+    def resources(self, stack: str, resource_type: str, kind: str = "resource") -> dict[str, Body]:
+        return {b.labels[1]: b.body for b in self.stack(stack).blocks if b.type == kind and b.labels[:1] == [resource_type]}
+
+    def variables(self, stack: str, tfvars: str | None = None) -> dict[str, Any]:
+        """Values of a stack's variables: their defaults, then terraform.tfvars, then an environment's tfvars."""
+        values = {b.labels[0]: b.body.get("default") for b in self.stack(stack).blocks if b.type == "variable"}
+        for name in ("terraform.tfvars", tfvars):
+            path = self.path(f"infra/terraform/{stack}/{name}") if name else None
+            if path and path.is_file():
+                try:
+                    values.update(parse_hcl(path.read_text(encoding="utf-8")).attributes)
+                except HCLError as error:
+                    raise ValueError(f"{path.relative_to(self.root)}: {error}") from error
+        return values
 
     def terraform(self, stack: str) -> str:
         """Every .tf file of a stack, comments removed, so a commented-out line never passes."""
@@ -308,9 +965,12 @@ class Repository:
 
     def run_script(self, script: str, *args: str) -> Problems:
         """Run one of the service's own checks; its error lines become the problems."""
-        proc = subprocess.run(
+        import datetime
+
+        key = fingerprint(self.root, (script, *args), "run", str(datetime.date.today()))
+        proc = remembered(key, lambda: subprocess.run(
             [sys.executable, str(self.path(script)), *args], cwd=self.root, capture_output=True, text=True, check=False
-        )
+        ))  # fmt: skip
         if proc.returncode == 0:
             return []
         lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
@@ -508,16 +1168,24 @@ def ci_4(repo: Repository) -> Problems:
     if not scans:
         problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
     for name, job in scans:
-        script = pipeline.script(job)
-        for flag in ("--image-src remote", "--exit-code 1"):
-            if flag not in script:
-                problems.append(f"{pipeline.where(name)}: `trivy image` without {flag}")
+        variables = {**pipeline.variables, **_variables(job.get("variables"))}
+        words = shell_words(expand(pipeline.script(job), variables))
+        flags = {word: words[i + 1] if i + 1 < len(words) else "" for i, word in enumerate(words) if word.startswith("--")}
+        flags.update(dict(w.split("=", 1) for w in words if w.startswith("--") and "=" in w))
+        for flag, value in (("--image-src", "remote"), ("--exit-code", "1")):
+            if flags.get(flag) != value:
+                problems.append(f"{pipeline.where(name)}: `trivy image` without {flag} {value}")
+        severity = set(flags.get("--severity", "HIGH,CRITICAL").split(","))
+        if not {"HIGH", "CRITICAL"} <= severity:
+            problems.append(f"{pipeline.where(name)}: `trivy image --severity` leaves out HIGH or CRITICAL")
         if not PINNED_TAG.search(pipeline.image(job)[1]):
             problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
     # Other scans (the audit's rescan of the deployed image) may read a promoted tag.
     candidate_scans = [name for name, job in scans if "-candidate" in pipeline.script(job)]
     if scans and not candidate_scans:
         problems.append(f"{PIPELINE}: no `trivy image` job scans the <sha>-candidate")
+    for name in candidate_scans:
+        problems += gate_problems(pipeline, name, pipeline.resolved(name), r"trivy image\b", SCENARIOS)
     problems += _promote_after_scan(repo, candidate_scans)
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
@@ -533,7 +1201,11 @@ def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
         return [f"{PIPELINE}: no job in the promote stage adds the deployable <sha> tag"]
     problems = []
     for name in promotes:
-        needs = {n.get("job") if isinstance(n, dict) else n for n in as_list(pipeline.resolved(name).get("needs"))}
+        needs = as_list(pipeline.resolved(name).get("needs"))
+        optional = {n.get("job") for n in needs if isinstance(n, dict) and n.get("optional")}
+        if optional & set(scans):
+            problems.append(f"{pipeline.where(name)}: needs the scan as optional, so it promotes when the scan never ran")
+        needs = {n.get("job") if isinstance(n, dict) else n for n in needs}
         if not needs & set(scans):
             problems.append(f"{pipeline.where(name)}: does not need the scan job, so it may promote an unscanned image")
     return problems
@@ -673,21 +1345,26 @@ def tf_6(repo: Repository) -> Problems:
 @check("TF-7")
 def tf_7(repo: Repository) -> Problems:
     problems = []
-    dev = repo.tfvars("infra/terraform/ephemeral/dev.tfvars")
-    prod = repo.tfvars("infra/terraform/ephemeral/prod.tfvars")
-    if dev.get("rds_skip_final_snapshot") != "true":
-        problems.append("infra/terraform/ephemeral/dev.tfvars: rds_skip_final_snapshot must be true")
-    if prod.get("rds_skip_final_snapshot") != "false":
-        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_skip_final_snapshot must be false")
-    if prod.get("rds_deletion_protection") != "true":
-        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_deletion_protection must be true")
-    if not prod.get("rds_backup_retention_days", "0").isdigit() or int(prod["rds_backup_retention_days"]) < 1:
-        problems.append("infra/terraform/ephemeral/prod.tfvars: rds_backup_retention_days must keep backups")
-    text = repo.terraform("ephemeral")
-    if not re.search(r"manage_master_user_password\s*=\s*true", text):
-        problems.append("infra/terraform/ephemeral: manage_master_user_password = true is missing")
-    if re.search(r"^\s*password\s*=", text, flags=re.M):
-        problems.append("infra/terraform/ephemeral: a `password` argument puts the password in the state")
+    where = "infra/terraform/ephemeral"
+    dev, prod = (repo.variables("ephemeral", f"{env}.tfvars") for env in ("dev", "prod"))
+    if dev.get("rds_skip_final_snapshot") is not True:
+        problems.append(f"{where}/dev.tfvars: rds_skip_final_snapshot must be true, or the nightly destroy stops")
+    if prod.get("rds_skip_final_snapshot") is not False:
+        problems.append(f"{where}/prod.tfvars: rds_skip_final_snapshot must be false, so a destroy keeps the data")
+    if prod.get("rds_deletion_protection") is not True:
+        problems.append(f"{where}/prod.tfvars: rds_deletion_protection must be true")
+    retention = prod.get("rds_backup_retention_days")
+    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
+        problems.append(f"{where}/prod.tfvars: rds_backup_retention_days is {retention}; prod must keep backups")
+    databases = [
+        block.body
+        for block in repo.stack("ephemeral").blocks
+        if (block.type == "module" and "engine" in block.body.attributes) or block.labels[:1] == ["aws_db_instance"]
+    ]
+    if not any(b.get("manage_master_user_password") is True for b in databases):
+        problems.append(f"{where}: the database does not set manage_master_user_password = true")
+    if any("password" in b.attributes for b in databases):
+        problems.append(f"{where}: a `password` argument puts the database password in the state")
     return problems
 
 
@@ -924,20 +1601,22 @@ def _refreshed_ecr_token(external_secret: dict[str, Any]) -> bool:
 
 @check("SEC-1")
 def sec_1(repo: Repository) -> Problems:
+    pipeline = repo.pipeline
     problems = []
+    on_change_and_audit = {**SCENARIOS, "the audit schedule": schedule_scenario("audit")}
     audits = {
-        "pip-audit --strict": r"\bpip-audit\b.*--strict",
-        "trivy fs": r"\btrivy fs\b",
-        "semgrep": r"\bsemgrep\b",
-        "trivy image": r"\btrivy image\b",
+        "pip-audit --strict": (r"\S*pip-audit\b[^\n]*--strict", on_change_and_audit),
+        "trivy fs": (r"trivy fs\b", on_change_and_audit),
+        "semgrep": (r"semgrep( scan)?\b[^\n]*--error", on_change_and_audit),
+        # The candidate scan is CI-4's; this is the nightly rescan of what is deployed.
+        "trivy image of the deployed image": (r"trivy image\b", {"the audit schedule": schedule_scenario("audit")}),
     }
-    for label, pattern in audits.items():
-        jobs = jobs_running(repo, pattern)
+    for label, (command, scenarios) in audits.items():
+        jobs = [(n, j) for n, j in jobs_running(repo, command) if "-candidate" not in pipeline.script(j)]
         if not jobs:
-            problems.append(f"{PIPELINE}: no job runs {label}")
+            problems.append(f"{PIPELINE}: no job runs {label}; add it back so findings block")
         for name, job in jobs:
-            if job.get("allow_failure"):
-                problems.append(f"{repo.pipeline.where(name)}: {label} is allowed to fail, so it blocks nothing")
+            problems += gate_problems(pipeline, name, job, command, scenarios)
     # A CVE published after the last change is found only by a scheduled audit.
     problems += scheduled(repo, "audit")
     return problems
@@ -946,7 +1625,15 @@ def sec_1(repo: Repository) -> Problems:
 @check("SEC-2")
 def sec_2(repo: Repository) -> Problems:
     locks = sorted(p.name for p in repo.root.glob("requirements*.txt"))
-    return repo.run_script("scripts/check_dependency_policy.py", *locks)
+    problems = repo.run_script("scripts/check_dependency_policy.py", *locks)
+    # Declared is refused too: the next `make lock` would bring it back.
+    for source in sorted(repo.root.glob("requirements*.in")):
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            name = re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+            if name in {"passlib", "python-jose"}:
+                problems.append(f"{source.name}:{number}: declares {name}, which is abandoned; remove it (SEC-2)")
+    return problems
 
 
 @check("SEC-3")
@@ -1030,9 +1717,10 @@ def dep_2(repo: Repository) -> Problems:
     problems += [f"Makefile: no `{t}` target" for t in ("outdated", "audit") if not _make_recipe(makefile, t)]
     if "[tool.deptry]" not in repo.text("pyproject.toml"):
         problems.append("pyproject.toml: no [tool.deptry] section")
-    proc = subprocess.run(
-        [sys.executable, "-m", "deptry", "--no-ansi", "."], cwd=repo.root, capture_output=True, text=True, check=False
-    )
+    key = fingerprint(repo.root, ("**/*.py", "pyproject.toml", "requirements*.in"), "deptry", PYTHON)
+    proc = remembered(key, lambda: subprocess.run(
+        [PYTHON, "-m", "deptry", "--no-ansi", "."], cwd=repo.root, capture_output=True, text=True, check=False
+    ))  # fmt: skip
     if proc.returncode != 0:
         found = [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"DEP\d{3}|No module", line)]
         problems += [f"deptry: {line.strip()}" for line in found] or [f"deptry exited with {proc.returncode}"]
@@ -1206,6 +1894,150 @@ def git_1(repo: Repository) -> Problems:
         approvals = [variable_default(text, v) for v in re.findall(r"required_approvals\s*=\s*(\S+)", body)]
         if not any(value and value.isdigit() and int(value) >= 1 for value in approvals):
             problems.append(f"{GITLAB_STACK}: {name}: production deployments need no approval (required_approvals)")
+    return problems
+
+
+def statements(value: Any) -> list[dict[str, Any]]:
+    """Every IAM statement written in an expression (objects with an Effect)."""
+    return [item for item in walk(value) if isinstance(item, dict) and "Effect" in item]
+
+
+def words_of(value: Any) -> list[str]:
+    """The strings of an IAM Action or Resource: a string, a list, or an expression's literal parts."""
+    return [str(item.text if isinstance(item, Expr) else item) for item in walk(value) if isinstance(item, (str, Template))]
+
+
+PRIVILEGED_ACTION = re.compile(r"\*|(iam|kms|secretsmanager|sts|organizations):\*", re.I)
+
+
+@check("IAM-1")
+def iam_1(repo: Repository) -> Problems:
+    problems = []
+    where = "infra/terraform/persistent"
+    locals_ = repo.stack("persistent").attributes
+    roles = locals_.get("ci_roles")
+    if not isinstance(roles, dict):
+        return [f"{where}: no local ci_roles saying which pipelines assume each CI role"]
+    for role in ("prod", "prod-plan"):
+        trust = roles.get(role) or {}
+        sub = str(getattr(trust.get("sub"), "text", trust.get("sub")))
+        if trust.get("test") != "StringEquals" or not sub.endswith(":ref_type:branch:ref:${var.default_branch}"):
+            problems.append(
+                f"{where}: the {role} role is assumable from {sub!r} with {trust.get('test')}; only the protected "
+                "default branch may reach prod (StringEquals ...:ref_type:branch:ref:${var.default_branch})"
+            )
+    fences = statements(locals_.get("deny_other_environment"))
+    fenced = [
+        st for st in fences
+        if st.get("Effect") == "Deny" and st.get("Action") == "*" and st.get("Resource") == "*"
+        and words_of(((st.get("Condition") or {}).get("StringNotEquals") or {}).get("aws:ResourceTag/Environment"))
+        == [] and [getattr(v, "text", v) for v in as_list(
+            ((st.get("Condition") or {}).get("StringNotEquals") or {}).get("aws:ResourceTag/Environment"))]
+        == [Expr("env").text, Expr("local.shared_environment").text]
+    ]  # fmt: skip
+    if not fenced:
+        problems.append(
+            f"{where}: deny_other_environment no longer denies everything tagged with another Environment "
+            "(Deny * on * unless aws:ResourceTag/Environment is [env, local.shared_environment])"
+        )
+    return problems
+
+
+@check("IAM-2")
+def iam_2(repo: Repository) -> Problems:
+    problems = []
+    where = "infra/terraform/persistent"
+    for name, role in repo.resources("persistent", "aws_iam_role").items():
+        if "permissions_boundary" not in role.attributes:
+            problems.append(f"{where}: aws_iam_role.{name} has no permissions_boundary; it could grant itself anything")
+    locals_ = repo.stack("persistent").attributes
+    ceilings = {id(st) for st in statements(locals_.get("boundary_policies"))}
+    for name, value in locals_.items():
+        for statement in statements(value):
+            if id(statement) in ceilings or statement.get("Effect") != "Allow":
+                continue
+            label = f"{where}: local.{name}: statement {statement.get('Sid') or '(no Sid)'}"
+            if "NotAction" in statement or "NotResource" in statement:
+                problems.append(f"{label} allows with NotAction/NotResource, which grants everything else")
+            wide = [a for a in words_of(statement.get("Action")) if PRIVILEGED_ACTION.fullmatch(a)]
+            if wide:
+                problems.append(f"{label} allows {', '.join(wide)}; list the actions the jobs need")
+    removal = [
+        st for st in statements(locals_.get("deny_boundary_removal"))
+        if st.get("Effect") == "Deny" and "iam:DeleteRolePermissionsBoundary" in words_of(st.get("Action"))
+    ]  # fmt: skip
+    if not removal:
+        problems.append(f"{where}: nothing denies iam:DeleteRolePermissionsBoundary; a CI role could drop its boundary")
+    return problems
+
+
+@check("ECR-1")
+def ecr_1(repo: Repository) -> Problems:
+    problems = []
+    where = "infra/terraform/persistent"
+    locals_ = repo.stack("persistent").attributes
+    policies = repo.resources("persistent", "aws_ecr_lifecycle_policy")
+    service = policies.get("service")
+    if service is None or getattr(service.get("policy"), "text", None) != "local.service_lifecycle_policy":
+        problems.append(f"{where}: the service repository's lifecycle policy is not local.service_lifecycle_policy")
+    rules = [item for item in walk(locals_.get("service_lifecycle_policy")) if isinstance(item, dict) and "selection" in item]
+    keep = [r for r in walk(locals_.get("keep_promoted_rules")) if isinstance(r, dict) and "selection" in r]
+    for rule in rules + keep:
+        selection, label = rule.get("selection") or {}, f"{where}: lifecycle rule {rule.get('description')!r}"
+        if (rule.get("action") or {}).get("type") != "expire":
+            continue
+        status, patterns = selection.get("tagStatus"), words_of(selection.get("tagPatternList"))
+        if status == "any":
+            problems.append(f"{label} selects any image, promoted ones included; select candidates or untagged")
+        elif status == "tagged" and selection.get("countType") == "sinceImagePushed":
+            loose = [p for p in patterns + words_of(selection.get("tagPrefixList")) if not p.endswith("-candidate")]
+            if loose:
+                problems.append(f"{label} expires tags {loose} by age; a deployed <sha> image would be deleted")
+    if not keep:
+        problems.append(f"{where}: no rule matches the promoted images first, so the candidate rule can expire them")
+    count = locals_.get("keep_count")
+    if not isinstance(count, int) or count < 1000:
+        problems.append(f"{where}: keep_count is {count}; the keep rules then expire promoted images beyond it")
+    for rule in rules:
+        priority = rule.get("rulePriority")
+        if (rule.get("selection") or {}).get("tagStatus") == "tagged" and not (
+            isinstance(priority, Expr) and priority.text.startswith("length(local.keep_promoted_rules)")
+        ):
+            problems.append(
+                f"{where}: lifecycle rule {rule.get('description')!r} has priority {getattr(priority, 'text', priority)}; "
+                "it must come after the keep rules (length(local.keep_promoted_rules) + n)"
+            )
+    return problems
+
+
+@check("NET-1")
+def net_1(repo: Repository) -> Problems:
+    problems = _no_manifests(repo)
+    cni = repo.stack("ephemeral").attributes.get("vpc_cni_configuration")
+    settings = next((a for a in walk(cni) if isinstance(a, dict) and "enableNetworkPolicy" in a), {})
+    if settings.get("enableNetworkPolicy") not in {"true", True}:
+        problems.append("infra/terraform/ephemeral: the vpc-cni add-on does not set enableNetworkPolicy = \"true\"; "
+                        "NetworkPolicy objects are then ignored")
+    for overlay, docs in repo.overlays.items():
+        policies = of_kind(docs, "NetworkPolicy")
+        for doc in of_kind(docs, "Deployment"):
+            labels = ((doc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+            selecting = [p for p in policies if (((p.get("spec") or {}).get("podSelector") or {}).get("matchLabels")
+                         or {}).items() <= labels.items() and (p.get("spec") or {}).get("podSelector")]  # fmt: skip
+            where = f"{overlay}: Deployment {name_of(doc)}"
+            if not selecting:
+                problems.append(f"{where}: no NetworkPolicy selects its pods; they may talk to anything")
+                continue
+            types = {t for p in selecting for t in as_list((p.get("spec") or {}).get("policyTypes"))}
+            for missing in sorted({"Ingress", "Egress"} - types):
+                problems.append(f"{where}: no NetworkPolicy has policyTypes {missing}, so {missing.lower()} is open")
+            for policy in selecting:
+                spec = policy.get("spec") or {}
+                for direction, peers in (("ingress", "from"), ("egress", "to")):
+                    for rule in as_list(spec.get(direction)):
+                        if not (rule or {}).get("ports") and not (rule or {}).get(peers):
+                            problems.append(f"{overlay}: NetworkPolicy {name_of(policy)} has an {direction} rule "
+                                            "without ports or peers, which allows all traffic")
     return problems
 
 
