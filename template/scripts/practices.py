@@ -19,14 +19,19 @@ Usage: python scripts/practices.py [--root DIR]
 from __future__ import annotations
 
 import argparse
+import ast
+import datetime
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -252,12 +257,22 @@ def fingerprint(root: Path, patterns: tuple[str, ...], *extra: str) -> str:
 SKIPPED_DIRS = {".venv", ".git", ".cache", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".terraform"}
 
 
+_POOL = ThreadPoolExecutor(max_workers=6)
+_LOCK = threading.Lock()
+
+
+def start(key: str, compute: Callable[[], Any]) -> Future[Any]:
+    """compute() running in the background (the tools are subprocesses: they overlap). A process
+    running the report many times (the mutation tests) runs a tool again only when the files it
+    reads changed, which the key says."""
+    with _LOCK:
+        if key not in _RESULTS:
+            _RESULTS[key] = _POOL.submit(compute)
+        return _RESULTS[key]
+
+
 def remembered(key: str, compute: Callable[[], Any]) -> Any:
-    """The result of compute() for this key; a process running the report many times (the mutation
-    tests) runs a tool again only when the files it reads changed."""
-    if key not in _RESULTS:
-        _RESULTS[key] = compute()
-    return _RESULTS[key]
+    return start(key, compute).result()
 
 
 # --- Reading the manifests ---------------------------------------------------------------------
@@ -913,12 +928,36 @@ class Repository:
     def overlays(self) -> dict[str, list[dict[str, Any]]]:
         base = self.path("deploy/k8s/overlays")
         found = sorted(p for p in base.glob("*") if (p / "kustomization.yaml").is_file()) if base.is_dir() else []
-        key = fingerprint(self.root, ("deploy/k8s/**/*",), "kustomize", str(find_kubectl()))
-        rendered = remembered(key, lambda: {f"deploy/k8s/overlays/{p.name}": _try(kustomize, p) for p in found})
+        rendered = {f"deploy/k8s/overlays/{p.name}": self._rendering(p).result() for p in found}
         for overlay, docs in rendered.items():
             if isinstance(docs, Exception):
                 raise ValueError(f"{overlay}: {docs}")
         return rendered
+
+    def _rendering(self, overlay: Path) -> Future[Any]:
+        key = fingerprint(self.root, ("deploy/k8s/**/*",), "kustomize", str(overlay), str(find_kubectl()))
+        return start(key, lambda: _try(kustomize, overlay))
+
+    def prefetch(self) -> None:
+        """Start the slow tools at once, so they run while the other checks read files."""
+        base = self.path("deploy/k8s/overlays")
+        for overlay in sorted(base.glob("*/kustomization.yaml")) if base.is_dir() else []:
+            self._rendering(overlay.parent)
+        self.deptry()
+        self._script("scripts/check_dependency_policy.py", *sorted(p.name for p in self.root.glob("requirements*.txt")))
+        self._script("scripts/check_trivyignore.py", ".trivyignore.yaml")
+
+    def deptry(self) -> Future[Any]:
+        key = fingerprint(self.root, ("**/*.py", "pyproject.toml", "requirements*.in"), "deptry", PYTHON)
+        return start(key, lambda: subprocess.run(
+            [PYTHON, "-m", "deptry", "--no-ansi", "."], cwd=self.root, capture_output=True, text=True, check=False
+        ))  # fmt: skip
+
+    def _script(self, script: str, *args: str) -> Future[Any]:
+        key = fingerprint(self.root, (script, *args), "run", str(datetime.date.today()))
+        return start(key, lambda: subprocess.run(
+            [sys.executable, str(self.path(script)), *args], cwd=self.root, capture_output=True, text=True, check=False
+        ))  # fmt: skip
 
     @functools.cache  # noqa: B019 - one Repository per report
     def stack(self, name: str) -> Body:
@@ -965,12 +1004,7 @@ class Repository:
 
     def run_script(self, script: str, *args: str) -> Problems:
         """Run one of the service's own checks; its error lines become the problems."""
-        import datetime
-
-        key = fingerprint(self.root, (script, *args), "run", str(datetime.date.today()))
-        proc = remembered(key, lambda: subprocess.run(
-            [sys.executable, str(self.path(script)), *args], cwd=self.root, capture_output=True, text=True, check=False
-        ))  # fmt: skip
+        proc = self._script(script, *args).result()
         if proc.returncode == 0:
             return []
         lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
@@ -1244,16 +1278,34 @@ def tf_1(repo: Repository) -> Problems:
             problems.append(f"{pipeline.where(name)}: touches a Terraform state without a resource_group")
     if not re.search(r"\bTMUX\b", repo.text("scripts/tf")) or not re.search(r"\bSTY\b", repo.text("scripts/tf")):
         problems.append("scripts/tf: does not refuse apply/destroy outside tmux or screen")
-    for path in sorted(repo.path("infra/terraform").rglob("*.tf")):
-        text = strip_hcl_comments(path.read_text(encoding="utf-8"))
-        relative = path.relative_to(repo.root)
-        if re.search(r"backend\s+\"s3\"", text) and not re.search(r"use_lockfile\s*=\s*true", text):
-            problems.append(f"{relative}: S3 backend without use_lockfile = true")
-        if "dynamodb_table" in text:
-            problems.append(f"{relative}: DynamoDB locking is deprecated; use use_lockfile = true")
+    for stack in sorted(p.name for p in repo.path("infra/terraform").glob("*") if p.is_dir()):
+        for backend in backends(repo, stack):
+            if backend.get("use_lockfile") is not True:
+                problems.append(f"infra/terraform/{stack}: S3 backend without use_lockfile = true; two applies can interleave")
+            if "dynamodb_table" in backend.attributes:
+                problems.append(f"infra/terraform/{stack}: DynamoDB locking is deprecated; use use_lockfile = true")
     if "force-unlock" not in repo.text("docs/runbook.md"):
         problems.append("docs/runbook.md: does not explain terraform force-unlock")
     return problems
+
+
+def backends(repo: Repository, stack: str) -> list[Body]:
+    """The S3 backend blocks of a stack."""
+    return [
+        backend.body
+        for block in repo.stack(stack).blocks
+        if block.type == "terraform"
+        for backend in block.body.blocks
+        if backend.type == "backend" and backend.labels == ["s3"]
+    ]
+
+
+def state_keys(repo: Repository, stack: str) -> set[str]:
+    """State keys of a stack: its backend block's and its *.tfbackend files'."""
+    bodies = backends(repo, stack)
+    for path in sorted(repo.path(f"infra/terraform/{stack}").glob("*.tfbackend")):
+        bodies.append(parse_hcl(path.read_text(encoding="utf-8")))
+    return {str(body.get("key")) for body in bodies if isinstance(body.get("key"), str)}
 
 
 @check("TF-2")
@@ -1261,19 +1313,20 @@ def tf_2(repo: Repository) -> Problems:
     problems = []
     keys: dict[str, set[str]] = {}
     for stack in ("persistent", "ephemeral"):
-        directory = repo.path(f"infra/terraform/{stack}")
-        backends = re.findall(r"backend\s+\"s3\"\s*\{([^}]*)\}", repo.terraform(stack))
-        if not backends:
+        if not backends(repo, stack):
             problems.append(f"infra/terraform/{stack}: missing, or without an S3 backend")
-        backends += [strip_hcl_comments(p.read_text(encoding="utf-8")) for p in directory.glob("*.tfbackend")]
-        keys[stack] = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", "\n".join(backends)))
+        keys[stack] = state_keys(repo, stack)
         if not keys[stack]:
             problems.append(f"infra/terraform/{stack}: no state key")
     if keys["persistent"] & keys["ephemeral"]:
-        problems.append(f"infra/terraform: persistent and ephemeral share state keys {sorted(keys['persistent'])}")
-    if not re.search(r"prevent_destroy\s*=\s*true", repo.terraform("persistent")):
-        problems.append("infra/terraform/persistent: nothing has lifecycle prevent_destroy = true")
-    if not re.search(r"data\s+\"terraform_remote_state\"", repo.terraform("ephemeral")):
+        problems.append(f"infra/terraform: persistent and ephemeral share state keys {sorted(keys['persistent'])}; "
+                        "a destroy of ephemeral would then destroy the registry")
+    # The registry of deployed images and the OIDC provider every CI role trusts; the layer cache may go.
+    for kind, name in (("aws_ecr_repository", "service"), ("aws_iam_openid_connect_provider", "gitlab")):
+        body = repo.resources("persistent", kind).get(name)
+        if body is None or not any(life.get("prevent_destroy") is True for life in body.children("lifecycle")):
+            problems.append(f"infra/terraform/persistent: {kind}.{name} lacks lifecycle prevent_destroy = true")
+    if not repo.resources("ephemeral", "terraform_remote_state", "data"):
         problems.append("infra/terraform/ephemeral: does not read persistent through terraform_remote_state")
     # The ephemeral stack is ephemeral only if something destroys it every day.
     problems += scheduled(repo, "destroy-ephemeral")
@@ -1290,6 +1343,9 @@ def tf_3(repo: Repository) -> Problems:
     ]
     if not drift:
         problems.append(f"{PIPELINE}: no scheduled job runs terraform plan -detailed-exitcode (drift)")
+    for name in drift:
+        problems += gate_problems(repo.pipeline, name, repo.pipeline.resolved(name), r"\S*\b(tf|terraform)\b[^\n]*plan\b",
+                                  {"the drift schedule": schedule_scenario("drift")})  # fmt: skip
     runbook = repo.text("docs/runbook.md")
     if not re.search(r"\bimport\b", runbook) or not re.search(r"\bmoved\b", runbook):
         problems.append("docs/runbook.md: does not show import and moved blocks")
@@ -1297,16 +1353,29 @@ def tf_3(repo: Repository) -> Problems:
     return problems
 
 
+def module_from(repo: Repository, stack: str, source: str) -> tuple[str, Body] | None:
+    """The first module of a stack whose source contains `source` (a registry module)."""
+    modules = {b.labels[0]: b.body for b in repo.stack(stack).blocks if b.type == "module" and b.labels}
+    return next(((n, b) for n, b in modules.items() if source in str(b.get("source", ""))), None)
+
+
 @check("TF-4")
 def tf_4(repo: Repository) -> Problems:
-    text = repo.terraform("ephemeral")
-    expected = {
-        r"enable_nat_gateway\s*=\s*true": "no NAT gateway (enable_nat_gateway = true)",
-        r"\"kubernetes\.io/role/elb\"": "public subnets lack the kubernetes.io/role/elb tag",
-        r"\"kubernetes\.io/role/internal-elb\"": "private subnets lack the kubernetes.io/role/internal-elb tag",
-        r"subnet_ids\s*=\s*module\.vpc\.private_subnets": "EKS nodes are not in the private subnets",
-    }
-    return [f"infra/terraform/ephemeral: {why}" for pattern, why in expected.items() if not re.search(pattern, text)]
+    where = "infra/terraform/ephemeral"
+    vpc, eks = module_from(repo, "ephemeral", "/vpc/aws"), module_from(repo, "ephemeral", "/eks/aws")
+    if not vpc or not eks:
+        return [f"{where}: no terraform-aws-modules vpc and eks modules"]
+    (vpc_name, vpc_body), (eks_name, eks_body) = vpc, eks
+    problems = []
+    if vpc_body.get("enable_nat_gateway") is not True:
+        problems.append(f"{where}: module.{vpc_name} has no NAT gateway (enable_nat_gateway = true); private nodes never join")
+    for tags, key in (("public_subnet_tags", "kubernetes.io/role/elb"), ("private_subnet_tags", "kubernetes.io/role/internal-elb")):
+        if key not in (vpc_body.get(tags) or {}):
+            problems.append(f"{where}: module.{vpc_name} {tags} lack {key}; load balancers stay pending")
+    subnets = getattr(eks_body.get("subnet_ids"), "text", eks_body.get("subnet_ids"))
+    if subnets != f"module.{vpc_name}.private_subnets":
+        problems.append(f"{where}: module.{eks_name} puts the nodes in {subnets}, not module.{vpc_name}.private_subnets")
+    return problems
 
 
 @check("TF-5")
@@ -1717,29 +1786,70 @@ def dep_2(repo: Repository) -> Problems:
     problems += [f"Makefile: no `{t}` target" for t in ("outdated", "audit") if not _make_recipe(makefile, t)]
     if "[tool.deptry]" not in repo.text("pyproject.toml"):
         problems.append("pyproject.toml: no [tool.deptry] section")
-    key = fingerprint(repo.root, ("**/*.py", "pyproject.toml", "requirements*.in"), "deptry", PYTHON)
-    proc = remembered(key, lambda: subprocess.run(
-        [PYTHON, "-m", "deptry", "--no-ansi", "."], cwd=repo.root, capture_output=True, text=True, check=False
-    ))  # fmt: skip
+    proc = repo.deptry().result()
     if proc.returncode != 0:
         found = [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"DEP\d{3}|No module", line)]
         problems += [f"deptry: {line.strip()}" for line in found] or [f"deptry exited with {proc.returncode}"]
     return problems
 
 
+def python_module(repo: Repository, relative: str) -> ast.Module:
+    try:
+        return ast.parse(repo.text(relative), filename=relative)
+    except SyntaxError as error:
+        raise ValueError(f"{relative}: {error}") from error
+
+
+def calls_to(node: ast.AST) -> set[str]:
+    """Names of the functions called anywhere under a node (`json.dumps` as `dumps`)."""
+    names = set()
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            function = call.func
+            names.add(function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", ""))
+    return names
+
+
 @check("OPS-1")
 def ops_1(repo: Repository) -> Problems:
     problems = []
-    # The handler's stream is set in logging.json, which configure_logging loads.
-    logging_module = repo.text("app/core/logging.py") + repo.text("app/core/logging.json")
-    for marker, why in (
-        ("json.dumps", "does not write JSON"),
-        ("sys.stdout", "does not log to stdout"),
-        ("redact", "does not redact sensitive keys"),
-        ("request_id", "does not log the request id"),
-    ):
-        if marker not in logging_module:
-            problems.append(f"app/core/logging.py: {why}")
+    where = "app/core/logging.json"
+    try:
+        config = json.loads(repo.text(where) or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: {error}") from error
+    handlers = config.get("handlers") or {}
+    formatters = config.get("formatters") or {}
+    root = [handlers.get(name) or {} for name in (config.get("root") or {}).get("handlers") or []]
+    if not root:
+        problems.append(f"{where}: the root logger has no handler")
+    for handler in root:
+        if handler.get("stream") != "ext://sys.stdout":
+            problems.append(f"{where}: the root handler writes to {handler.get('stream')}, not ext://sys.stdout")
+        formatter = (formatters.get(handler.get("formatter")) or {}).get("()")
+        if formatter != "app.core.logging.JsonFormatter":
+            problems.append(f"{where}: the root handler formats with {formatter}, not app.core.logging.JsonFormatter")
+    module = python_module(repo, "app/core/logging.py")
+    formats = [
+        node for cls in module.body if isinstance(cls, ast.ClassDef) and cls.name == "JsonFormatter"
+        for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "format"
+    ]  # fmt: skip
+    if not formats:
+        problems.append("app/core/logging.py: no JsonFormatter.format")
+    for function in formats:
+        called = calls_to(function)
+        if "dumps" not in called:
+            problems.append("app/core/logging.py: JsonFormatter.format does not write JSON (json.dumps)")
+        if "request_id" not in ast.unparse(function):
+            problems.append("app/core/logging.py: JsonFormatter.format does not log the request id")
+        for node in ast.walk(function):
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value == "message" and "redact_text" not in calls_to(value):
+                        problems.append("app/core/logging.py: the message is logged without redact_text")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update":
+                if not all("redact" in calls_to(arg) for arg in node.args):
+                    problems.append(f"app/core/logging.py: `{ast.unparse(node)}` logs extra fields without redact()")
     runbook = repo.text("docs/runbook.md")
     commands = [line for line in runbook.splitlines() if "kubectl logs" in line]
     for flag, what in ((r"(-l|--selector)\b", "by label"), (r"(-c|--container)\b", "of one container")):
@@ -1760,11 +1870,23 @@ def ops_2(repo: Repository) -> Problems:
 @check("OPS-3")
 def ops_3(repo: Repository) -> Problems:
     problems = []
-    health = repo.text("app/api/routes/health.py")
-    if not re.search(r"\.get\(\s*\"/health\"", health) or not re.search(r"\{\"status\": \"ok\"\}", health):
-        problems.append('app/api/routes/health.py: no GET /health returning {"status": "ok"}')
-    tests = "\n".join(p.read_text(encoding="utf-8") for p in sorted(repo.path("tests").glob("test_*.py")))
-    if '"/health"' not in tests:
+    where = "app/api/routes/health.py"
+    routes = [
+        node for node in python_module(repo, where).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "get" and d.args
+                and isinstance(d.args[0], ast.Constant) and d.args[0].value == "/health" for d in node.decorator_list)
+    ]  # fmt: skip
+    if not routes:
+        problems.append(f"{where}: no GET /health route; the liveness probe calls it")
+    for route in routes:
+        returns = [node.value for node in ast.walk(route) if isinstance(node, ast.Return) and node.value is not None]
+        if not returns or any(ast.unparse(value) != "{'status': 'ok'}" for value in returns):
+            problems.append(f'{where}: GET /health must return {{"status": "ok"}}, not {ast.unparse(returns[0]) if returns else "nothing"}')
+        if route.args.args or calls_to(route) & {"execute", "connect", "scalar", "get_session"}:
+            problems.append(f"{where}: GET /health touches the database or the request; a database outage then restarts every pod")
+    tests = [python_module(repo, str(p.relative_to(repo.root))) for p in sorted(repo.path("tests").glob("test_*.py"))]
+    if not any(isinstance(n, ast.Constant) and n.value == "/health" for t in tests for n in ast.walk(t)):
         problems.append("tests: no test calls /health")
     return problems
 
@@ -1959,9 +2081,10 @@ def iam_2(repo: Repository) -> Problems:
             label = f"{where}: local.{name}: statement {statement.get('Sid') or '(no Sid)'}"
             if "NotAction" in statement or "NotResource" in statement:
                 problems.append(f"{label} allows with NotAction/NotResource, which grants everything else")
-            wide = [a for a in words_of(statement.get("Action")) if PRIVILEGED_ACTION.fullmatch(a)]
+            actions, resources = words_of(statement.get("Action")), words_of(statement.get("Resource"))
+            wide = [a for a in actions if a == "*" or (PRIVILEGED_ACTION.fullmatch(a) and "*" in resources)]
             if wide:
-                problems.append(f"{label} allows {', '.join(wide)}; list the actions the jobs need")
+                problems.append(f"{label} allows {', '.join(wide)} on every resource; list the actions the jobs need")
     removal = [
         st for st in statements(locals_.get("deny_boundary_removal"))
         if st.get("Effect") == "Deny" and "iam:DeleteRolePermissionsBoundary" in words_of(st.get("Action"))
@@ -2080,6 +2203,7 @@ def checklist_line(item: dict[str, Any], statuses: dict[str, str]) -> Line:
 def report(root: Path) -> tuple[list[Line], list[Line]]:
     catalog = yaml.safe_load((root / CATALOG).read_text(encoding="utf-8"))
     repo = Repository(root)
+    repo.prefetch()
     lines = [evaluate(repo, practice) for practice in catalog["practices"]]
     known = {practice["id"] for practice in catalog["practices"]}
     for practice_id in sorted(CHECKS.keys() - known):
