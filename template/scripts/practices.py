@@ -1904,13 +1904,19 @@ def sup_1(repo: Repository) -> Problems:
             problems.append(f"Dockerfile: FROM {stage.split()[0]} is not name:tag@sha256:<digest>")
     pipeline = repo.pipeline
     for name, job in pipeline.definitions.items():
-        images = [pipeline.image(job)[0]]
-        images += [s.get("name", "") if isinstance(s, dict) else str(s) for s in as_list(job.get("services"))]
+        # As GitLab pulls them: variables expanded, so `image: $TOOL_IMAGE` is judged by its value.
+        variables = {**pipeline.variables, **_variables(job.get("variables"))}
+        images = [pipeline.image(job)[1]]
+        images += [expand(s.get("name", "") if isinstance(s, dict) else str(s), variables)
+                   for s in as_list(job.get("services"))]  # fmt: skip
         for image in filter(None, images):
             if not PINNED_BY_DIGEST.fullmatch(image):
                 problems.append(f"{pipeline.where(name)}: image {image} is not name:tag@sha256:<digest>")
-    renovate = repo.text("renovate.json")
-    if not re.search(r'"pinDigests"\s*:\s*true', renovate):
+    try:
+        renovate = json.loads(repo.text("renovate.json") or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"renovate.json: {error}") from error
+    if renovate.get("pinDigests") is not True:
         problems.append("renovate.json: pinDigests is not true, so Renovate neither pins nor moves digests")
     if stages and not re.search(r"-m pip uninstall\b[^\n]*\bpip\b", stages[-1]):
         problems.append("Dockerfile: the runtime stage keeps the base image's pip in /usr/local")
