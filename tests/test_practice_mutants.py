@@ -60,6 +60,7 @@ PERSISTENT = "infra/terraform/persistent"
 EPHEMERAL = "infra/terraform/ephemeral"
 SCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"'
 RESCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${IMAGE_NAME}:latest"'
+KANIKO = "ghcr.io/osscontainertools/kaniko:v1.28.5-debug@sha256:d6d74217dc077acfd3094992e917c357080a2d3fdd1042a49e34e29a7e57c572"
 PROD_APP_PATCH = "            containers:\n              - name: app\n                resources:\n"
 
 MUTANTS: list[Mutant] = [
@@ -84,8 +85,9 @@ MUTANTS: list[Mutant] = [
            f"  interruptible: true\n  services:\n    - name: docker:27.3.1-dind@sha256:{HEX}\n  script:\n    # DOCKER_CONFIG",
            "runs a docker:dind service"),
     Mutant("CI-3", "the Kaniko image moved into a variable", (
-        Edit(CI, "    name: ghcr.io/osscontainertools/kaniko:", "    name: $KANIKO_IMAGE\n  variables:\n"
-             "    KANIKO_IMAGE: ghcr.io/osscontainertools/kaniko:"),
+        Edit(CI, f"    name: {KANIKO}\n", "    name: ${KANIKO_IMAGE}\n"),
+        Edit(CI, "  interruptible: true\n  script:\n    # DOCKER_CONFIG",
+             f"  variables:\n    KANIKO_IMAGE: {KANIKO}\n  interruptible: true\n  script:\n    # DOCKER_CONFIG"),
     ), "is a variable; a pipeline variable replaces it"),
     # --- CI-4 -------------------------------------------------------------------------------
     mutant("CI-4", "the scan made non-blocking with || true", CI, SCAN, SCAN + " || true", "|| true"),
@@ -308,11 +310,11 @@ MUTANTS: list[Mutant] = [
     mutant("IAM-2", "a CI role without its boundary", f"{PERSISTENT}/iam.tf",
            '  permissions_boundary = aws_iam_policy.boundary["ci"].arn\n', "", "has no permissions_boundary"),
     mutant("IAM-2", "an IAM statement granting *", f"{PERSISTENT}/ci_policies.tf",
-           '{ Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },',
-           '{ Sid = "FindSecrets", Effect = "Allow", Action = "*", Resource = "*" },', "allows * on every resource"),
+           '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },',
+           '{ Sid = "RegistryLogin", Effect = "Allow", Action = "*", Resource = "*" },', "allows * on every resource"),
     mutant("IAM-2", "a NotAction allow", f"{PERSISTENT}/ci_policies.tf",
-           '{ Sid = "FindSecrets", Effect = "Allow", Action = ["secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"], Resource = "*" },',
-           '{ Sid = "FindSecrets", Effect = "Allow", NotAction = ["iam:*"], Resource = "*" },', "NotAction"),
+           '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },',
+           '{ Sid = "RegistryLogin", Effect = "Allow", NotAction = ["iam:*"], Resource = "*" },', "NotAction"),
     # --- ECR-1 ------------------------------------------------------------------------------
     mutant("ECR-1", "every tag expires after the retention", f"{PERSISTENT}/lifecycle.tf", 'tagPatternList = ["*-candidate"]',
            'tagPatternList = ["*"]', "a deployed <sha> image would be deleted"),

@@ -1492,8 +1492,11 @@ def k8s_2(repo: Repository) -> Problems:
         refs = [(e.get("valueFrom") or {}).get("secretKeyRef") or {} for e in migrate[0].get("env") or []]
         if not any(r.get("name") == "db-secret" and r.get("key") == "url" for r in refs):
             problems.append(f"{where}: the migration init container does not read DATABASE_URL from db-secret/url")
-    if "pg_advisory" not in repo.text("alembic/env.py"):
-        problems.append("alembic/env.py: migrations do not take a PostgreSQL advisory lock")
+    # The lock is taken by SQL the code runs: a string constant, not a comment or a docstring mention.
+    env = python_module(repo, "alembic/env.py")
+    sql = [n.value for n in ast.walk(env) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    if not any(re.search(r"\bpg_advisory(_xact)?_lock\(", text) for text in sql):
+        problems.append("alembic/env.py: migrations do not take a PostgreSQL advisory lock (SELECT pg_advisory_lock)")
     return problems
 
 
@@ -1770,10 +1773,15 @@ def dep_1(repo: Repository) -> Problems:
         problems.append("Dockerfile: installs without --require-hashes")
     if "--require-hashes" not in _make_recipe(makefile, "install"):
         problems.append("Makefile: `make install` installs without --require-hashes")
-    lock_recipe = _make_recipe(makefile, "lock")
-    for flag in ("--generate-hashes", "--no-emit-index-url", "--no-emit-find-links"):
-        if flag not in lock_recipe:
-            problems.append(f"Makefile: `make lock` runs pip-compile without {flag}")
+    compiles = [line for line in _make_recipe(makefile, "lock").splitlines() if "pip-compile" in line]
+    if not compiles:
+        problems.append("Makefile: `make lock` does not run pip-compile")
+    for line in compiles:
+        words = shell_words(line)
+        output = words[words.index("-o") + 1] if "-o" in words[:-1] else "?"
+        for flag in ("--generate-hashes", "--no-emit-index-url", "--no-emit-find-links"):
+            if flag not in words:
+                problems.append(f"Makefile: `make lock` compiles {output} without {flag}")
     return problems
 
 
