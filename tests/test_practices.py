@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import COMBINATIONS, TEMPLATE_ROOT, answers_of, generate, output, python_for, run
+from test_pipeline import ci_repo, ci_repos, expanded, gitlab_ci_local, jobs  # noqa: F401 - fixtures shared
 
 PRACTICE_IDS = (
     [f"CI-{n}" for n in range(1, 6)]
@@ -314,3 +315,66 @@ def test_without_the_gitlab_stack_the_settings_it_declares_fail(
         assert before[practice_id][0] == "PASS", f"{practice_id} did not pass with the stack\n{text}"
         status, detail = after[practice_id]
         assert status == "FAIL" and "infra/terraform/gitlab" in detail, f"{practice_id}: {status} {detail}\n{text}"
+
+
+# --- The report's pipeline model is GitLab's, as a maintained tool computes it ------------------
+
+# Pipelines the report judges the gates in (scripts/practices.py SCENARIOS, schedule_scenario),
+# given to gitlab-ci-local as the variables GitLab would set; it reads the branch from git (main).
+GITLAB_SCENARIOS = {
+    "push to main": {},
+    "merge request": {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "", "CI_MERGE_REQUEST_IID": "1"},
+    "audit schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "audit"},
+    "drift schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "drift"},
+    "destroy schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "destroy-ephemeral"},
+}
+LISTED = re.compile(r"^(?P<name>[\w.-]+)(?:: \[[^\]]*\])?\s+(?P<stage>[\w-]+)\s+(?P<when>on_success|manual|always|delayed)\s+(?P<allow>true|false)\b")
+
+
+def load_engine(service: Path) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"practices_model_{service.parent.name}", service / "scripts" / "practices.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lines(value: object) -> list[str]:
+    return [str(item) for item in (value or [])] if isinstance(value, list) else ([str(value)] if value else [])
+
+
+def test_the_reports_pipeline_model_agrees_with_gitlab_ci_local(service: Path, ci_repo: Path, expanded: dict) -> None:
+    """Merged jobs (includes, extends, default, !reference) and what rules decide in each scenario:
+    the report's own model (scripts/practices.py) against gitlab-ci-local's."""
+    engine = load_engine(service)
+    pipeline = engine.Pipeline.load(service)  # type: ignore[attr-defined]
+    theirs = jobs(expanded)
+    assert sorted(theirs) == sorted(pipeline.jobs), "the report sees other jobs than gitlab-ci-local"
+    for name, job in theirs.items():
+        mine = pipeline.resolved(name)
+        for key in ("script", "before_script", "after_script"):
+            assert _lines(mine.get(key)) == _lines(job.get(key)), f"{name}: {key} differs from gitlab-ci-local's"
+        for key in ("stage", "rules", "resource_group", "interruptible", "id_tokens"):
+            assert mine.get(key) == job.get(key), f"{name}: {key} {mine.get(key)!r} != {job.get(key)!r}"
+        assert pipeline.image(mine)[0] == str((job.get("image") or {}).get("name", job.get("image")) if isinstance(
+            job.get("image"), dict) else (job.get("image") or "")), f"{name}: image differs"
+        needs = {n.get("job") if isinstance(n, dict) else n for n in mine.get("needs") or []}
+        assert needs == {n["job"] for n in job.get("needs") or []}, f"{name}: needs differ"
+    for scenario, variables in GITLAB_SCENARIOS.items():
+        args = [arg for key, value in variables.items() for arg in ("--variable", f"{key}={value}")]
+        proc = gitlab_ci_local(ci_repo, "--list", *args)
+        assert proc.returncode == 0, output(proc)
+        listed = {m["name"]: (m["when"], m["allow"] == "true") for m in map(LISTED.match, proc.stdout.splitlines()) if m}
+        predefined = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
+                      "CI_COMMIT_REF_NAME": "main", **variables}  # fmt: skip
+        mine = {}
+        for name in pipeline.jobs:
+            job = pipeline.resolved(name)
+            # A fresh repository: nothing changed against the default branch, so `changes:` rules do not match.
+            when, allow = engine.outcome(job, {**pipeline.variables, **predefined}, changed=False)  # type: ignore[attr-defined]
+            if when != "never":
+                mine[name] = (when, allow is True or isinstance(allow, dict))
+        assert mine == listed, f"{scenario}: the report's rules evaluation differs from gitlab-ci-local's"

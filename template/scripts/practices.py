@@ -786,8 +786,12 @@ def _comparison(tokens: list[tuple[str, str]], env: dict[str, str]) -> tuple[Any
     return left, tokens
 
 
-def outcome(job: dict[str, Any], variables: dict[str, str]) -> tuple[str, Any]:
-    """(when, allow_failure) of a job in a pipeline with these variables, as its rules decide."""
+def outcome(job: dict[str, Any], variables: dict[str, str], changed: bool = True) -> tuple[str, Any]:
+    """(when, allow_failure) of a job in a pipeline with these variables, as its rules decide.
+
+    `changes:` matches when `changed` (the report assumes the files changed: a gate must block
+    whenever it runs); `exists:` is taken as true.
+    """
     rules = job.get("rules")
     default_when = job.get("when", "on_success")
     if rules is None:
@@ -795,8 +799,9 @@ def outcome(job: dict[str, Any], variables: dict[str, str]) -> tuple[str, Any]:
     for rule in as_list(rules):
         if not isinstance(rule, dict):
             continue
-        # `changes:` and `exists:` are taken as true: the job may run, so it must block when it does.
         if "if" in rule and not rule_matches(str(rule["if"]), variables):
+            continue
+        if "changes" in rule and not changed:
             continue
         when = rule.get("when", default_when)
         return when, rule.get("allow_failure", job.get("allow_failure", False))
