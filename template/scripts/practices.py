@@ -135,7 +135,9 @@ class Pipeline:
         self.stages = list(data.get("stages", self.stages))
         self.variables.update(_variables(data.get("variables")))
         # Top-level image, services, cache, before_script and after_script are the old form of default:.
-        globals_ = {key: data[key] for key in ("image", "services", "cache", "before_script", "after_script") if key in data}
+        globals_ = {
+            key: data[key] for key in ("image", "services", "cache", "before_script", "after_script") if key in data
+        }
         self.default = deep_merge(self.default, {**globals_, **(data.get("default") or {})})
         for key, value in data.items():
             if key not in CI_KEYWORDS and isinstance(value, dict):
@@ -235,7 +237,7 @@ def expand(text: str, variables: dict[str, str]) -> str:
 
 # The interpreter whose packages (deptry) the checks run; the service's virtualenv in practice.
 PYTHON = sys.executable
-_RESULTS: dict[str, Any] = {}
+_RESULTS: dict[str, Future[Any]] = {}
 
 
 def fingerprint(root: Path, patterns: tuple[str, ...], *extra: str) -> str:
@@ -549,7 +551,7 @@ def _strip(text: str) -> str:
     return "".join(out).strip()
 
 
-def parse_expression(source: str) -> Any:
+def parse_expression(source: str) -> Any:  # noqa: PLR0911, PLR0912 - one return per kind of expression
     """A literal as Python (str, int, float, bool, None, list, dict) or an Expr for the rest."""
     text = _strip(source)
     if not text:
@@ -612,11 +614,11 @@ def _object(inner: str) -> dict[str, Any]:
 
 def parse_hcl(text: str) -> Body:
     """The body of an HCL file: its attributes and nested blocks."""
-    body, end = _parse_body(text, 0, top=True)
+    body, _ = _parse_body(text, 0, top=True)
     return body
 
 
-def _parse_body(text: str, i: int, top: bool) -> tuple[Body, int]:
+def _parse_body(text: str, i: int, top: bool) -> tuple[Body, int]:  # noqa: PLR0912 - a hand-written parser
     body = Body()
     while True:
         while i < len(text):
@@ -638,7 +640,7 @@ def _parse_body(text: str, i: int, top: bool) -> tuple[Body, int]:
         name = _IDENT.match(text, i)
         if not name:
             line = text.count("\n", 0, i) + 1
-            raise HCLError(f"line {line}: expected a name, found {text[i:i + 20]!r}")
+            raise HCLError(f"line {line}: expected a name, found {text[i : i + 20]!r}")
         i = name.end()
         while i < len(text) and text[i] in " \t":
             i += 1
@@ -808,7 +810,9 @@ def outcome(job: dict[str, Any], variables: dict[str, str], changed: bool = True
     return "never", False
 
 
-def gate_problems(pipeline: Pipeline, name: str, job: dict[str, Any], command: str, scenarios: dict[str, dict[str, str]]) -> Problems:
+def gate_problems(
+    pipeline: Pipeline, name: str, job: dict[str, Any], command: str, scenarios: dict[str, dict[str, str]]
+) -> Problems:
     """Why `command` in job `name` might fail without failing the pipeline, in these scenarios."""
     where = pipeline.where(name)
     problems = []
@@ -846,64 +850,54 @@ def shell_words(line: str) -> list[str]:
 def masked(lines: list[str], command: str) -> list[str]:
     """How each script line running `command` can exit 0 although the command failed.
 
-    GitLab runs a script with errexit on: a failed command ends the job, unless it is the left
-    side of `||` or `&&`, is not the last command of a pipe, runs in the background, is negated
-    or is the condition of if/while, runs in a command substitution whose status is dropped, or
-    errexit was turned off (`set +e`) earlier.
+    GitLab's runner evals the whole script after `set -o pipefail` (where the shell has it) and
+    `set -o errexit` (gitlab-runner shells/bash.go), so a failed command ends the job unless it is
+    the left side of `||`, runs in the background, is negated or the condition of if/while, runs in
+    a command substitution whose status is dropped, or errexit (pipefail) was turned off earlier.
+    `cmd; exit 0` does not mask: errexit stops the job at cmd.
     """
     problems = []
-    errexit, pipefail = True, False
+    errexit, pipefail = True, True
     for line in lines:
         words = shell_words(line)
-        found = re.search(command, line)
-        if found:
+        if re.search(command, line):
             problems += _masking(line, words, command, errexit, pipefail)
         for index, word in enumerate(words):
             if word != "set" or (index and words[index - 1] not in {";", "&&", "||", "(", "then", "do"}):
                 continue
             options = words[index + 1 : index + 4]
-            for option_index, option in enumerate(options):
+            for position, option in enumerate(options):
                 if re.fullmatch(r"[-+][a-zA-Z]*e[a-zA-Z]*", option):
                     errexit = option.startswith("-")
-                if option in {"-o", "+o"} and option_index + 1 < len(options):
-                    name = options[option_index + 1]
-                    if name == "errexit":
-                        errexit = option == "-o"
-                    if name == "pipefail":
-                        pipefail = option == "-o"
+                name = options[position + 1] if option in {"-o", "+o"} and position + 1 < len(options) else ""
+                if name == "errexit":
+                    errexit = option == "-o"
+                elif name == "pipefail":
+                    pipefail = option == "-o"
     return problems
 
 
-def _masking(line: str, words: list[str], command: str, errexit: bool, pipefail: bool) -> list[str]:
+def _masking(  # noqa: PLR0911 - one return per way a shell drops an exit status
+    line: str, words: list[str], command: str, errexit: bool, pipefail: bool
+) -> list[str]:
     shown = f"`{' '.join(line.split())[:60]}`"
     if not errexit:
-        return [f"{shown} runs after `set +e`, so its failure does not stop the job"]
+        return [f"{shown} runs after `set +e`, so its failure does not stop the job; remove `set +e`"]
     start = next((i for i in range(len(words)) if re.match(command, " ".join(words[i:]))), None)
     if start is None:
-        return [f"{shown} runs the command inside quotes or a string, where its failure is lost"]
-    before = words[:start]
-    depth = before.count("$(") + before.count("`") % 2 - before.count(")")
-    if depth > 0 and not re.fullmatch(r"\w+=\$\(", "".join(before[-2:])) and not re.fullmatch(r"\w+=", before[0] if before else ""):
+        return [f"{shown} runs the command inside a quoted string, where its status is lost"]
+    before, rest = words[:start], words[start:]
+    assignment = len(before) == 2 and re.fullmatch(r"\w+=", before[0] or "") and before[1] == "$("
+    if ("$(" in before or before.count("`") % 2) and not assignment:
         return [f"{shown} runs the command in a command substitution whose status is dropped"]
-    if before and before[-1] in {"!", "if", "while", "until", "elif"}:
+    if any(word in {"!", "if", "while", "until", "elif"} for word in before):
         return [f"{shown} negates or tests the command, so its failure does not stop the job"]
-    if any(w in {"if", "while", "until"} for w in before) and "then" not in before and "do" not in before:
-        return [f"{shown} runs the command as a condition, so its failure does not stop the job"]
-    if before and before[-1] in {"||", "&&"}:
-        pass  # the last command of a list: its status is the line's
-    rest = words[start:]
-    operator_index = next((i for i, w in enumerate(rest) if w in {"||", "&&", "|", "&", ";"}), None)
-    if operator_index is None:
-        return []
-    operator, after = rest[operator_index], rest[operator_index + 1 :]
-    if operator == "||":
-        if after[:1] == ["exit"] and len(after) > 1 and after[1] not in {"0", "$?"} and after[1].isdigit():
-            return []
-        if after[:1] in (["false"], ["exit"]) and after[1:2] != ["0"]:
-            return [] if after[:1] == ["false"] or after[1:2] == ["1"] else [f"{shown} exits 0 when the command fails"]
+    operator = next((w for w in rest if w in {"||", "|", "&", ";", "&&"}), None)
+    after = rest[rest.index(operator) + 1 :] if operator else []
+    if operator == "||" and not (after[:1] == ["false"] or (after[:1] == ["exit"] and after[1:2] != ["0"])):
         return [f"{shown} continues with `|| {' '.join(after)[:20]}` when the command fails; remove it"]
     if operator == "|" and not pipefail:
-        return [f"{shown} pipes the command into {after[0] if after else 'another'}, whose status replaces its own"]
+        return [f"{shown} pipes the command after `set +o pipefail`, so the last command's status wins"]
     if operator == "&":
         return [f"{shown} runs the command in the background; the job does not wait for its status"]
     return []
@@ -980,7 +974,9 @@ class Repository:
         return merged
 
     def resources(self, stack: str, resource_type: str, kind: str = "resource") -> dict[str, Body]:
-        return {b.labels[1]: b.body for b in self.stack(stack).blocks if b.type == kind and b.labels[:1] == [resource_type]}
+        return {
+            b.labels[1]: b.body for b in self.stack(stack).blocks if b.type == kind and b.labels[:1] == [resource_type]
+        }
 
     def variables(self, stack: str, tfvars: str | None = None) -> dict[str, Any]:
         """Values of a stack's variables: their defaults, then terraform.tfvars, then an environment's tfvars."""
@@ -1207,18 +1203,7 @@ def ci_4(repo: Repository) -> Problems:
     if not scans:
         problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
     for name, job in scans:
-        variables = {**pipeline.variables, **_variables(job.get("variables"))}
-        words = shell_words(expand(pipeline.script(job), variables))
-        flags = {word: words[i + 1] if i + 1 < len(words) else "" for i, word in enumerate(words) if word.startswith("--")}
-        flags.update(dict(w.split("=", 1) for w in words if w.startswith("--") and "=" in w))
-        for flag, value in (("--image-src", "remote"), ("--exit-code", "1")):
-            if flags.get(flag) != value:
-                problems.append(f"{pipeline.where(name)}: `trivy image` without {flag} {value}")
-        severity = set(flags.get("--severity", "HIGH,CRITICAL").split(","))
-        if not {"HIGH", "CRITICAL"} <= severity:
-            problems.append(f"{pipeline.where(name)}: `trivy image --severity` leaves out HIGH or CRITICAL")
-        if not PINNED_TAG.search(pipeline.image(job)[1]):
-            problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
+        problems += _scan_options(pipeline, name, job)
     # Other scans (the audit's rescan of the deployed image) may read a promoted tag.
     candidate_scans = [name for name, job in scans if "-candidate" in pipeline.script(job)]
     if scans and not candidate_scans:
@@ -1233,6 +1218,23 @@ def ci_4(repo: Repository) -> Problems:
     return problems
 
 
+def _scan_options(pipeline: Pipeline, name: str, job: dict[str, Any]) -> Problems:
+    """What the `trivy image` command line of a job lets through, variables expanded."""
+    problems = []
+    variables = {**pipeline.variables, **_variables(job.get("variables"))}
+    words = shell_words(expand(pipeline.script(job), variables))
+    flags = {word: words[i + 1] if i + 1 < len(words) else "" for i, word in enumerate(words) if word.startswith("--")}
+    flags.update(dict(w.split("=", 1) for w in words if w.startswith("--") and "=" in w))
+    for flag, value in (("--image-src", "remote"), ("--exit-code", "1")):
+        if flags.get(flag) != value:
+            problems.append(f"{pipeline.where(name)}: `trivy image` without {flag} {value}")
+    if not {"HIGH", "CRITICAL"} <= set(flags.get("--severity", "HIGH,CRITICAL").split(",")):
+        problems.append(f"{pipeline.where(name)}: `trivy image --severity` leaves out HIGH or CRITICAL")
+    if not PINNED_TAG.search(pipeline.image(job)[1]):
+        problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
+    return problems
+
+
 def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
     pipeline = repo.pipeline
     promotes = [name for name in pipeline.jobs if pipeline.resolved(name).get("stage") == "promote"]
@@ -1240,11 +1242,13 @@ def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
         return [f"{PIPELINE}: no job in the promote stage adds the deployable <sha> tag"]
     problems = []
     for name in promotes:
-        needs = as_list(pipeline.resolved(name).get("needs"))
-        optional = {n.get("job") for n in needs if isinstance(n, dict) and n.get("optional")}
+        listed = as_list(pipeline.resolved(name).get("needs"))
+        optional = {n.get("job") for n in listed if isinstance(n, dict) and n.get("optional")}
         if optional & set(scans):
-            problems.append(f"{pipeline.where(name)}: needs the scan as optional, so it promotes when the scan never ran")
-        needs = {n.get("job") if isinstance(n, dict) else n for n in needs}
+            problems.append(
+                f"{pipeline.where(name)}: needs the scan as optional, so it promotes when the scan never ran"
+            )
+        needs = {n.get("job") if isinstance(n, dict) else n for n in listed}
         if not needs & set(scans):
             problems.append(f"{pipeline.where(name)}: does not need the scan job, so it may promote an unscanned image")
     return problems
@@ -1286,7 +1290,9 @@ def tf_1(repo: Repository) -> Problems:
     for stack in sorted(p.name for p in repo.path("infra/terraform").glob("*") if p.is_dir()):
         for backend in backends(repo, stack):
             if backend.get("use_lockfile") is not True:
-                problems.append(f"infra/terraform/{stack}: S3 backend without use_lockfile = true; two applies can interleave")
+                problems.append(
+                    f"infra/terraform/{stack}: S3 backend without use_lockfile = true; two applies can interleave"
+                )
             if "dynamodb_table" in backend.attributes:
                 problems.append(f"infra/terraform/{stack}: DynamoDB locking is deprecated; use use_lockfile = true")
     if "force-unlock" not in repo.text("docs/runbook.md"):
@@ -1324,8 +1330,10 @@ def tf_2(repo: Repository) -> Problems:
         if not keys[stack]:
             problems.append(f"infra/terraform/{stack}: no state key")
     if keys["persistent"] & keys["ephemeral"]:
-        problems.append(f"infra/terraform: persistent and ephemeral share state keys {sorted(keys['persistent'])}; "
-                        "a destroy of ephemeral would then destroy the registry")
+        problems.append(
+            f"infra/terraform: persistent and ephemeral share state keys {sorted(keys['persistent'])}; "
+            "a destroy of ephemeral would then destroy the registry"
+        )
     # The registry of deployed images and the OIDC provider every CI role trusts; the layer cache may go.
     for kind, name in (("aws_ecr_repository", "service"), ("aws_iam_openid_connect_provider", "gitlab")):
         body = repo.resources("persistent", kind).get(name)
@@ -1348,9 +1356,9 @@ def tf_3(repo: Repository) -> Problems:
     ]
     if not drift:
         problems.append(f"{PIPELINE}: no scheduled job runs terraform plan -detailed-exitcode (drift)")
+    plan, scenario = r"\S*\b(tf|terraform)\b[^\n]*plan\b", {"the drift schedule": schedule_scenario("drift")}
     for name in drift:
-        problems += gate_problems(repo.pipeline, name, repo.pipeline.resolved(name), r"\S*\b(tf|terraform)\b[^\n]*plan\b",
-                                  {"the drift schedule": schedule_scenario("drift")})  # fmt: skip
+        problems += gate_problems(repo.pipeline, name, repo.pipeline.resolved(name), plan, scenario)
     runbook = repo.text("docs/runbook.md")
     if not re.search(r"\bimport\b", runbook) or not re.search(r"\bmoved\b", runbook):
         problems.append("docs/runbook.md: does not show import and moved blocks")
@@ -1373,13 +1381,20 @@ def tf_4(repo: Repository) -> Problems:
     (vpc_name, vpc_body), (eks_name, eks_body) = vpc, eks
     problems = []
     if vpc_body.get("enable_nat_gateway") is not True:
-        problems.append(f"{where}: module.{vpc_name} has no NAT gateway (enable_nat_gateway = true); private nodes never join")
-    for tags, key in (("public_subnet_tags", "kubernetes.io/role/elb"), ("private_subnet_tags", "kubernetes.io/role/internal-elb")):
+        problems.append(
+            f"{where}: module.{vpc_name} has no NAT gateway (enable_nat_gateway = true); private nodes never join"
+        )
+    for tags, key in (
+        ("public_subnet_tags", "kubernetes.io/role/elb"),
+        ("private_subnet_tags", "kubernetes.io/role/internal-elb"),
+    ):
         if key not in (vpc_body.get(tags) or {}):
             problems.append(f"{where}: module.{vpc_name} {tags} lack {key}; load balancers stay pending")
     subnets = getattr(eks_body.get("subnet_ids"), "text", eks_body.get("subnet_ids"))
     if subnets != f"module.{vpc_name}.private_subnets":
-        problems.append(f"{where}: module.{eks_name} puts the nodes in {subnets}, not module.{vpc_name}.private_subnets")
+        problems.append(
+            f"{where}: module.{eks_name} puts the nodes in {subnets}, not module.{vpc_name}.private_subnets"
+        )
     return problems
 
 
@@ -1823,6 +1838,34 @@ def calls_to(node: ast.AST) -> set[str]:
     return names
 
 
+def _json_formatter(repo: Repository) -> Problems:
+    """JsonFormatter.format writes JSON with the request id, and redacts the message and the extras."""
+    problems = []
+    module = python_module(repo, "app/core/logging.py")
+    formats = [
+        node for cls in module.body if isinstance(cls, ast.ClassDef) and cls.name == "JsonFormatter"
+        for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "format"
+    ]  # fmt: skip
+    if not formats:
+        problems.append("app/core/logging.py: no JsonFormatter.format")
+    for function in formats:
+        called = calls_to(function)
+        if "dumps" not in called:
+            problems.append("app/core/logging.py: JsonFormatter.format does not write JSON (json.dumps)")
+        if "request_id" not in ast.unparse(function):
+            problems.append("app/core/logging.py: JsonFormatter.format does not log the request id")
+        for node in ast.walk(function):
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    message = isinstance(key, ast.Constant) and key.value == "message"
+                    if message and "redact_text" not in calls_to(value):
+                        problems.append("app/core/logging.py: the message is logged without redact_text")
+            update = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+            if update and not all("redact" in calls_to(arg) for arg in node.args):  # type: ignore[attr-defined]
+                problems.append(f"app/core/logging.py: `{ast.unparse(node)}` logs extra fields without redact()")
+    return problems
+
+
 @check("OPS-1")
 def ops_1(repo: Repository) -> Problems:
     problems = []
@@ -1842,27 +1885,7 @@ def ops_1(repo: Repository) -> Problems:
         formatter = (formatters.get(handler.get("formatter")) or {}).get("()")
         if formatter != "app.core.logging.JsonFormatter":
             problems.append(f"{where}: the root handler formats with {formatter}, not app.core.logging.JsonFormatter")
-    module = python_module(repo, "app/core/logging.py")
-    formats = [
-        node for cls in module.body if isinstance(cls, ast.ClassDef) and cls.name == "JsonFormatter"
-        for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "format"
-    ]  # fmt: skip
-    if not formats:
-        problems.append("app/core/logging.py: no JsonFormatter.format")
-    for function in formats:
-        called = calls_to(function)
-        if "dumps" not in called:
-            problems.append("app/core/logging.py: JsonFormatter.format does not write JSON (json.dumps)")
-        if "request_id" not in ast.unparse(function):
-            problems.append("app/core/logging.py: JsonFormatter.format does not log the request id")
-        for node in ast.walk(function):
-            if isinstance(node, ast.Dict):
-                for key, value in zip(node.keys, node.values, strict=True):
-                    if isinstance(key, ast.Constant) and key.value == "message" and "redact_text" not in calls_to(value):
-                        problems.append("app/core/logging.py: the message is logged without redact_text")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update":
-                if not all("redact" in calls_to(arg) for arg in node.args):
-                    problems.append(f"app/core/logging.py: `{ast.unparse(node)}` logs extra fields without redact()")
+    problems += _json_formatter(repo)
     runbook = repo.text("docs/runbook.md")
     commands = [line for line in runbook.splitlines() if "kubectl logs" in line]
     for flag, what in ((r"(-l|--selector)\b", "by label"), (r"(-c|--container)\b", "of one container")):
@@ -1895,9 +1918,12 @@ def ops_3(repo: Repository) -> Problems:
     for route in routes:
         returns = [node.value for node in ast.walk(route) if isinstance(node, ast.Return) and node.value is not None]
         if not returns or any(ast.unparse(value) != "{'status': 'ok'}" for value in returns):
-            problems.append(f'{where}: GET /health must return {{"status": "ok"}}, not {ast.unparse(returns[0]) if returns else "nothing"}')
+            found = ast.unparse(returns[0]) if returns else "nothing"
+            problems.append(f'{where}: GET /health must return {{"status": "ok"}}, not {found}')
         if route.args.args or calls_to(route) & {"execute", "connect", "scalar", "get_session"}:
-            problems.append(f"{where}: GET /health touches the database or the request; a database outage then restarts every pod")
+            problems.append(
+                f"{where}: GET /health touches the database or the request; a database outage then restarts every pod"
+            )
     tests = [python_module(repo, str(p.relative_to(repo.root))) for p in sorted(repo.path("tests").glob("test_*.py"))]
     if not any(isinstance(n, ast.Constant) and n.value == "/health" for t in tests for n in ast.walk(t)):
         problems.append("tests: no test calls /health")
@@ -2045,7 +2071,9 @@ def statements(value: Any) -> list[dict[str, Any]]:
 
 def words_of(value: Any) -> list[str]:
     """The strings of an IAM Action or Resource: a string, a list, or an expression's literal parts."""
-    return [str(item.text if isinstance(item, Expr) else item) for item in walk(value) if isinstance(item, (str, Template))]
+    return [
+        str(item.text if isinstance(item, Expr) else item) for item in walk(value) if isinstance(item, (str, Template))
+    ]
 
 
 PRIVILEGED_ACTION = re.compile(r"\*|(iam|kms|secretsmanager|sts|organizations):\*", re.I)
@@ -2067,15 +2095,13 @@ def iam_1(repo: Repository) -> Problems:
                 f"{where}: the {role} role is assumable from {sub!r} with {trust.get('test')}; only the protected "
                 "default branch may reach prod (StringEquals ...:ref_type:branch:ref:${var.default_branch})"
             )
-    fences = statements(locals_.get("deny_other_environment"))
-    fenced = [
-        st for st in fences
-        if st.get("Effect") == "Deny" and st.get("Action") == "*" and st.get("Resource") == "*"
-        and words_of(((st.get("Condition") or {}).get("StringNotEquals") or {}).get("aws:ResourceTag/Environment"))
-        == [] and [getattr(v, "text", v) for v in as_list(
-            ((st.get("Condition") or {}).get("StringNotEquals") or {}).get("aws:ResourceTag/Environment"))]
-        == [Expr("env").text, Expr("local.shared_environment").text]
-    ]  # fmt: skip
+    fenced = []
+    for statement in statements(locals_.get("deny_other_environment")):
+        condition = (statement.get("Condition") or {}).get("StringNotEquals") or {}
+        allowed = [getattr(v, "text", v) for v in as_list(condition.get("aws:ResourceTag/Environment"))]
+        everything = statement.get("Action") == "*" and statement.get("Resource") == "*"
+        if statement.get("Effect") == "Deny" and everything and allowed == ["env", "local.shared_environment"]:
+            fenced.append(statement)
     if not fenced:
         problems.append(
             f"{where}: deny_other_environment no longer denies everything tagged with another Environment "
@@ -2122,7 +2148,9 @@ def ecr_1(repo: Repository) -> Problems:
     service = policies.get("service")
     if service is None or getattr(service.get("policy"), "text", None) != "local.service_lifecycle_policy":
         problems.append(f"{where}: the service repository's lifecycle policy is not local.service_lifecycle_policy")
-    rules = [item for item in walk(locals_.get("service_lifecycle_policy")) if isinstance(item, dict) and "selection" in item]
+    rules = [
+        item for item in walk(locals_.get("service_lifecycle_policy")) if isinstance(item, dict) and "selection" in item
+    ]
     keep = [r for r in walk(locals_.get("keep_promoted_rules")) if isinstance(r, dict) and "selection" in r]
     for rule in rules + keep:
         selection, label = rule.get("selection") or {}, f"{where}: lifecycle rule {rule.get('description')!r}"
@@ -2145,8 +2173,9 @@ def ecr_1(repo: Repository) -> Problems:
         if (rule.get("selection") or {}).get("tagStatus") == "tagged" and not (
             isinstance(priority, Expr) and priority.text.startswith("length(local.keep_promoted_rules)")
         ):
+            shown = getattr(priority, "text", priority)
             problems.append(
-                f"{where}: lifecycle rule {rule.get('description')!r} has priority {getattr(priority, 'text', priority)}; "
+                f"{where}: lifecycle rule {rule.get('description')!r} has priority {shown}; "
                 "it must come after the keep rules (length(local.keep_promoted_rules) + n)"
             )
     return problems
@@ -2158,8 +2187,10 @@ def net_1(repo: Repository) -> Problems:
     cni = repo.stack("ephemeral").attributes.get("vpc_cni_configuration")
     settings = next((a for a in walk(cni) if isinstance(a, dict) and "enableNetworkPolicy" in a), {})
     if settings.get("enableNetworkPolicy") not in {"true", True}:
-        problems.append("infra/terraform/ephemeral: the vpc-cni add-on does not set enableNetworkPolicy = \"true\"; "
-                        "NetworkPolicy objects are then ignored")
+        problems.append(
+            'infra/terraform/ephemeral: the vpc-cni add-on does not set enableNetworkPolicy = "true"; '
+            "NetworkPolicy objects are then ignored"
+        )
     for overlay, docs in repo.overlays.items():
         policies = of_kind(docs, "NetworkPolicy")
         for doc in of_kind(docs, "Deployment"):
@@ -2178,8 +2209,10 @@ def net_1(repo: Repository) -> Problems:
                 for direction, peers in (("ingress", "from"), ("egress", "to")):
                     for rule in as_list(spec.get(direction)):
                         if not (rule or {}).get("ports") and not (rule or {}).get(peers):
-                            problems.append(f"{overlay}: NetworkPolicy {name_of(policy)} has an {direction} rule "
-                                            "without ports or peers, which allows all traffic")
+                            problems.append(
+                                f"{overlay}: NetworkPolicy {name_of(policy)} has an {direction} rule "
+                                "without ports or peers, which allows all traffic"
+                            )
     return problems
 
 
