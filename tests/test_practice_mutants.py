@@ -15,6 +15,7 @@ content of the files they read, so a mutant of the pipeline does not re-render t
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from collections import Counter
@@ -34,7 +35,7 @@ HEX = "0123456789abcdef" * 4
 @dataclass(frozen=True)
 class Edit:
     path: str
-    old: str | None  # None: append `new` to the file (creating it)
+    old: str | None  # None: append `new` to the file (creating it); "re:<pattern>": the first match
     new: str
 
 
@@ -228,8 +229,10 @@ MUTANTS: list[Mutant] = [
     mutant("SEC-2", "passlib back in the lock", "requirements.txt", None,
            "passlib==1.7.4 \\\n    --hash=sha256:aa6bca462b8d8bda89c70b382f0c298a20b5560af6cbfa2dce410c0a2fb669f1\n"
            "    # via -r requirements.in\n", "passlib"),
-    mutant("SEC-2", "python-jose declared for a script", "requirements-dev.in", None, "python-jose[cryptography]~=3.3\n",
-           "declares python-jose"),
+    Mutant("SEC-2", "python-jose added for a script, and locked", (
+        Edit("requirements-dev.in", None, "python-jose[cryptography]~=3.3\n"),
+        Edit("requirements-dev.txt", None, f"python-jose==3.3.0 \\\n    --hash=sha256:{HEX}\n    # via -r requirements-dev.in\n"),
+    ), "python-jose"),
     # --- SEC-3 ------------------------------------------------------------------------------
     mutant("SEC-3", "the runtime runs as root", "Dockerfile", "USER 10001:10001\n", "USER root\n",
            "numeric non-root USER"),
@@ -249,9 +252,14 @@ MUTANTS: list[Mutant] = [
            "--no-emit-find-links --strip-extras -o requirements.txt", "without --generate-hashes"),
     mutant("DEP-1", "a private index leaked into the lock", "requirements.txt", None,
            "--index-url https://pypi.internal.example/simple\n", "leaked into the lock"),
+    mutant("DEP-1", "a dev tool declared but never locked", "requirements-dev.in", None, "pytest-xdist~=3.6\n",
+           "pytest-xdist is declared in requirements-dev.in but not locked"),
     # --- DEP-2 ------------------------------------------------------------------------------
     mutant("DEP-2", "deptry dropped from make lint", "Makefile", "\t$(BIN)/deptry .\n", "", "does not run deptry"),
-    mutant("DEP-2", "an unused dependency declared", "requirements.in", None, "requests~=2.32\n", "DEP002"),
+    Mutant("DEP-2", "a dependency added and locked, never imported", (
+        Edit("requirements.in", None, "requests~=2.32\n"),
+        Edit("requirements.txt", None, f"requests==2.32.5 \\\n    --hash=sha256:{HEX}\n    # via -r requirements.in\n"),
+    ), "DEP002"),
     # --- OPS-1 ------------------------------------------------------------------------------
     mutant("OPS-1", "logs to stderr", "app/core/logging.json", '"stream": "ext://sys.stdout"', '"stream": "ext://sys.stderr"',
            "writes to ext://sys.stderr"),
@@ -276,8 +284,8 @@ MUTANTS: list[Mutant] = [
     mutant("SUP-1", "Trivy pinned by tag only", CI, "name: aquasec/trivy:0.74.0@sha256:62b1e65e8869bc4b4c6aa4fa2b21595256c7c2f6018a9d9ad61caf87187c1969\n"
            "    entrypoint: [\"\"]\n  interruptible: true\n  cache:", "name: aquasec/trivy:0.74.0\n    entrypoint: [\"\"]\n"
            "  interruptible: true\n  cache:", "job trivy-fs: image aquasec/trivy:0.74.0 is not"),
-    mutant("SUP-1", "the runtime FROM by tag", "Dockerfile", "@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea AS runtime",
-           " AS runtime", "is not name:tag@sha256"),
+    mutant("SUP-1", "the runtime FROM by tag", "Dockerfile", "re:@sha256:[0-9a-f]{64}(?= AS runtime)", "",
+           "is not name:tag@sha256"),
     mutant("SUP-1", "Renovate stops pinning digests", "renovate.json", '"pinDigests": true', '"pinDigests": false', "pinDigests"),
     # --- RUN-1 ------------------------------------------------------------------------------
     mutant("RUN-1", "the preStop sleep dropped", DEPLOYMENT, "          lifecycle:\n            preStop:\n              sleep:\n"
@@ -359,6 +367,11 @@ def apply(root: Path, edit: Edit, values: dict[str, str]) -> None:
         path.write_text((path.read_text() if path.exists() else "") + new)
         return
     text = path.read_text()
+    if edit.old.startswith("re:"):
+        text, count = re.subn(edit.old[3:], new, text, count=1)
+        assert count == 1, f"{edit.path} has no match for {edit.old[3:]!r}: update this mutant"
+        path.write_text(text)
+        return
     old, occurrence = edit.old, 0
     if old.startswith("#") and old[1:].split("#", 1)[0].isdigit():
         occurrence, old = int(old[1:].split("#", 1)[0]), old[1:].split("#", 1)[1]

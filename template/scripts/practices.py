@@ -990,19 +990,6 @@ class Repository:
                     raise ValueError(f"{path.relative_to(self.root)}: {error}") from error
         return values
 
-    def terraform(self, stack: str) -> str:
-        """Every .tf file of a stack, comments removed, so a commented-out line never passes."""
-        files = sorted(self.path(f"infra/terraform/{stack}").glob("*.tf"))
-        return "\n".join(strip_hcl_comments(p.read_text(encoding="utf-8")) for p in files)
-
-    def tfvars(self, relative: str) -> dict[str, str]:
-        values = {}
-        for line in strip_hcl_comments(self.text(relative)).splitlines():
-            match = re.match(r"\s*(\w+)\s*=\s*(.+?)\s*$", line)
-            if match:
-                values[match.group(1)] = match.group(2).strip('"')
-        return values
-
     def run_script(self, script: str, *args: str) -> Problems:
         """Run one of the service's own checks; its error lines become the problems."""
         proc = self._script(script, *args).result()
@@ -1012,33 +999,6 @@ class Repository:
         return [f"{script}: {line}" for line in lines] or [f"{script} exited with {proc.returncode}"]
 
 
-def strip_hcl_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    return "\n".join(re.sub(r"\s*(#|//).*$", "", line) for line in text.splitlines())
-
-
-def hcl_blocks(text: str, kind: str, block_type: str | None) -> dict[str, str]:
-    """Bodies of the `<kind> "<block_type>" "<name>" { ... }` blocks of a stack, by name.
-
-    With no block_type, the one-label blocks: `variable "<name>" { ... }`.
-    """
-    blocks = {}
-    labels = rf'"{block_type}"\s+"([\w-]+)"' if block_type else r'"([\w-]+)"'
-    for match in re.finditer(rf"^{kind}\s+{labels}\s*\{{", text, flags=re.M):
-        depth, index = 1, match.end()
-        while depth and index < len(text):
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            index += 1
-        blocks[match.group(1)] = text[match.end() : index - 1]
-    return blocks
-
-
-def hcl_value(body: str, name: str) -> str | None:
-    """The value of a top-level `name = value` line of a block body, quotes removed."""
-    match = re.search(rf"^\s*{name}\s*=\s*(.+?)\s*$", body, flags=re.M)
-    return match.group(1).strip('"') if match else None
-
-
 # --- GitLab settings as code (infra/terraform/gitlab, GIT-1) ------------------------------------
 
 GITLAB_STACK = "infra/terraform/gitlab"
@@ -1046,37 +1006,39 @@ GITLAB_STACK = "infra/terraform/gitlab"
 STRICT_OVERRIDE_ROLES = {"maintainer", "owner", "no_one_allowed"}
 
 
-def gitlab_stack(repo: Repository) -> tuple[str, Problems]:
-    text = repo.terraform("gitlab")
-    if not re.search(r'^resource\s+"gitlab_project"\s', text, flags=re.M):
-        return text, [f"{GITLAB_STACK}: missing, or no gitlab_project resource; GitLab settings are clicked by hand"]
-    return text, []
+def gitlab_stack(repo: Repository) -> Problems:
+    if not repo.resources("gitlab", "gitlab_project"):
+        return [f"{GITLAB_STACK}: missing, or no gitlab_project resource; GitLab settings are clicked by hand"]
+    return []
 
 
-def variable_default(text: str, value: str | None) -> str | None:
-    """`var.x` resolved to its default; anything else as it is."""
-    if value and value.startswith("var."):
-        body = hcl_blocks(text, "variable", None).get(value[4:], "")
-        return hcl_value(body, "default")
+def resolve(repo: Repository, stack: str, value: Any) -> Any:
+    """`var.x` resolved to the value terraform.tfvars or the default gives it; anything else as it is."""
+    if isinstance(value, Expr) and re.fullmatch(r"var\.\w+", value.text):
+        return repo.variables(stack).get(value.text[4:])
     return value
 
 
 def scheduled(repo: Repository, job: str) -> Problems:
     """An active pipeline schedule on a branch, whose SCHEDULED_JOB variable is ``job``."""
-    text, problems = gitlab_stack(repo)
+    problems = gitlab_stack(repo)
     if problems:
         return problems
-    schedules = hcl_blocks(text, "resource", "gitlab_pipeline_schedule")
-    for body in hcl_blocks(text, "resource", "gitlab_pipeline_schedule_variable").values():
-        if hcl_value(body, "key") != "SCHEDULED_JOB" or hcl_value(body, "value") != job:
+    schedules = repo.resources("gitlab", "gitlab_pipeline_schedule")
+    for body in repo.resources("gitlab", "gitlab_pipeline_schedule_variable").values():
+        if body.get("key") != "SCHEDULED_JOB" or body.get("value") != job:
             continue
-        target = re.search(r"gitlab_pipeline_schedule\.([\w-]+)\.", hcl_value(body, "pipeline_schedule_id") or "")
-        schedule = schedules.get(target.group(1), "") if target else ""
-        if not schedule:
+        target = re.fullmatch(
+            r"gitlab_pipeline_schedule\.([\w-]+)\.\w+", getattr(body.get("pipeline_schedule_id"), "text", "")
+        )
+        schedule = schedules.get(target.group(1)) if target else None
+        if schedule is None:
             return [f"{GITLAB_STACK}: the SCHEDULED_JOB={job} variable belongs to no declared pipeline schedule"]
-        if hcl_value(schedule, "active") == "false":
+        if resolve(repo, "gitlab", schedule.get("active", True)) is not True:
             return [f"{GITLAB_STACK}: the {job} pipeline schedule is declared but not active"]
-        if not (hcl_value(schedule, "ref") or "").startswith("refs/heads/"):
+        ref = resolve(repo, "gitlab", schedule.get("ref"))
+        ref = ref.text if isinstance(ref, Expr) else str(ref)
+        if not ref.startswith("refs/heads/"):
             return [f"{GITLAB_STACK}: the {job} pipeline schedule does not run on a branch (refs/heads/...)"]
         return []
     return [f"{GITLAB_STACK}: no pipeline schedule with SCHEDULED_JOB={job}"]
@@ -1132,18 +1094,17 @@ def ci_1(repo: Repository) -> Problems:
             problems.append(f"{name}: uses {', '.join(keys)}; AWS is reached through OIDC, never a stored key")
     if not repo.path("docs/ci-variables.md").is_file():
         problems.append("docs/ci-variables.md is missing: it lists every CI/CD variable with its flags")
-    text, missing = gitlab_stack(repo)
-    problems += missing
-    for body in hcl_blocks(text, "resource", "gitlab_project").values():
-        role = hcl_value(body, "ci_pipeline_variables_minimum_override_role")
+    problems += gitlab_stack(repo)
+    for body in repo.resources("gitlab", "gitlab_project").values():
+        role = resolve(repo, "gitlab", body.get("ci_pipeline_variables_minimum_override_role"))
         if role not in STRICT_OVERRIDE_ROLES:
             problems.append(
                 f"{GITLAB_STACK}: ci_pipeline_variables_minimum_override_role is {role or 'not set'}; "
                 f"pipeline variables must be limited to {', '.join(sorted(STRICT_OVERRIDE_ROLES))}"
             )
-    for name, body in hcl_blocks(text, "resource", "gitlab_project_variable").items():
+    for name, body in repo.resources("gitlab", "gitlab_project_variable").items():
         for flag in ("masked", "hidden"):
-            if hcl_value(body, flag) != "true":
+            if resolve(repo, "gitlab", body.get(flag)) is not True:
                 problems.append(f"{GITLAB_STACK}: gitlab_project_variable.{name} is not {flag} = true")
     return problems
 
@@ -1585,7 +1546,8 @@ def k8s_4(repo: Repository) -> Problems:
                        if res not in (resources.get(kind) or {})]  # fmt: skip
             if missing:
                 problems.append(f"{where}: container {container.get('name')} has no {', '.join(missing)}")
-    if "metrics-server" not in repo.terraform("ephemeral"):
+    eks = module_from(repo, "ephemeral", "/eks/aws")
+    if eks is None or "metrics-server" not in (eks[1].get("addons") or {}):
         problems.append("infra/terraform/ephemeral: the cluster does not install metrics-server")
     return problems
 
@@ -1720,11 +1682,8 @@ def sec_2(repo: Repository) -> Problems:
     problems = repo.run_script("scripts/check_dependency_policy.py", *locks)
     # Declared is refused too: the next `make lock` would bring it back.
     for source in sorted(repo.root.glob("requirements*.in")):
-        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-            name = re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
-            if name in {"passlib", "python-jose"}:
-                problems.append(f"{source.name}:{number}: declares {name}, which is abandoned; remove it (SEC-2)")
+        for name in sorted(declared(source) & {"passlib", "python-jose"}):
+            problems.append(f"{source.name}: declares {name}, which is abandoned; remove it")
     return problems
 
 
@@ -1764,6 +1723,20 @@ def sec_4(repo: Repository) -> Problems:
     return problems
 
 
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared(source: Path) -> set[str]:
+    """Names a requirements*.in declares (options such as -r and -c, and comments, left out)."""
+    names = set()
+    for line in source.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match:
+            names.add(_normalise(match.group(1)))
+    return names
+
+
 def _unhashed(lock: str) -> list[str]:
     """Packages of a pip-compile lock without a --hash, and index options that leaked in."""
     problems = []
@@ -1787,7 +1760,13 @@ def dep_1(repo: Repository) -> Problems:
         if not lock.is_file():
             problems.append(f"{lock.name} is missing: lock {source.name} with `make lock`")
             continue
-        problems += [f"{lock.name}: {why}" for why in _unhashed(lock.read_text(encoding="utf-8"))]
+        text = lock.read_text(encoding="utf-8")
+        problems += [f"{lock.name}: {why}" for why in _unhashed(text)]
+        locked = {
+            _normalise(m.group(1)) for m in re.finditer(r"^([A-Za-z0-9][\w.-]*)\s*(\[[^\]]*\])?\s*==", text, re.M)
+        }
+        for name in sorted(declared(source) - locked):
+            problems.append(f"{lock.name}: {name} is declared in {source.name} but not locked; run `make lock`")
     makefile = repo.text("Makefile")
     if "--require-hashes" not in repo.text("Dockerfile"):
         problems.append("Dockerfile: installs without --require-hashes")
@@ -2034,32 +2013,34 @@ def run_2(repo: Repository) -> Problems:
 
 @check("GIT-1")
 def git_1(repo: Repository) -> Problems:
-    text, problems = gitlab_stack(repo)
+    problems = gitlab_stack(repo)
     if problems:
         return problems
-    backends = re.findall(r"backend\s+\"s3\"\s*\{([^}]*)\}", text)
-    keys = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", "\n".join(backends)))
-    others = set(re.findall(r"\bkey\s*=\s*\"([^\"]+)\"", repo.terraform("persistent") + repo.terraform("ephemeral")))
-    if not keys or keys & others:
+    keys = state_keys(repo, "gitlab")
+    if not keys or keys & (state_keys(repo, "persistent") | state_keys(repo, "ephemeral")):
         problems.append(f"{GITLAB_STACK}: no S3 state key of its own")
-    branches = hcl_blocks(text, "resource", "gitlab_branch_protection")
+    branches = repo.resources("gitlab", "gitlab_branch_protection")
     if not branches:
         problems.append(f"{GITLAB_STACK}: the default branch is not protected (gitlab_branch_protection)")
     for name, body in branches.items():
-        if hcl_value(body, "allow_force_push") != "false":
+        if resolve(repo, "gitlab", body.get("allow_force_push")) is not False:
             problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} allows force pushes")
-        if re.search(r'access_level\s*=\s*"developer"', body):
+        levels = [item.get("access_level") for item in walk(body.attributes) if isinstance(item, dict)]
+        levels += [child.get("access_level") for child in (b.body for b in body.blocks)]
+        if {"developer", "guest", "reporter"} & {str(resolve(repo, "gitlab", level)) for level in levels}:
             problems.append(f"{GITLAB_STACK}: gitlab_branch_protection.{name} lets developers push or merge")
     protected = {
         name: body
-        for name, body in hcl_blocks(text, "resource", "gitlab_project_protected_environment").items()
-        if "production" in (hcl_value(body, "environment") or "")
+        for name, body in repo.resources("gitlab", "gitlab_project_protected_environment").items()
+        if "production" in str(getattr(body.get("environment"), "text", body.get("environment")))
     }
     if not protected:
         problems.append(f"{GITLAB_STACK}: the production environment is not protected")
     for name, body in protected.items():
-        approvals = [variable_default(text, v) for v in re.findall(r"required_approvals\s*=\s*(\S+)", body)]
-        if not any(value and value.isdigit() and int(value) >= 1 for value in approvals):
+        rules = [item for item in walk(body.attributes) if isinstance(item, dict) and "required_approvals" in item]
+        rules += [b.body.attributes for b in body.blocks if "required_approvals" in b.body.attributes]
+        approvals = [resolve(repo, "gitlab", rule["required_approvals"]) for rule in rules]
+        if not any(isinstance(value, int) and value >= 1 for value in approvals):
             problems.append(f"{GITLAB_STACK}: {name}: production deployments need no approval (required_approvals)")
     return problems
 
