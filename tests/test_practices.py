@@ -225,6 +225,7 @@ def test_the_reports_pipeline_model_agrees_with_gitlab_ci_local(
         predefined = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
                       "CI_COMMIT_REF_NAME": "main", **variables}  # fmt: skip
         mine = {}
+        assert pipeline.runs({**pipeline.variables, **predefined}), f"{scenario}: the report's workflow says no pipeline"
         for name in pipeline.jobs:
             job = pipeline.resolved(name)
             # A fresh repository: nothing changed against the default branch, so `changes:` rules do not match.

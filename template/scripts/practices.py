@@ -122,6 +122,7 @@ class Pipeline:
     definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
     documents: dict[str, Any] = field(default_factory=dict)
+    workflow: Any = None
     _resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -143,6 +144,7 @@ class Pipeline:
                 self._read(str(local).lstrip("/"), seen)
         # The including file wins over what it includes, as in GitLab.
         self.stages = list(data.get("stages", self.stages))
+        self.workflow = data.get("workflow", self.workflow)
         self.variables.update(_variables(data.get("variables")))
         # Top-level image, services, cache, before_script and after_script are the old form of default:.
         globals_ = {
@@ -224,6 +226,12 @@ class Pipeline:
         written = str((image.get("name") if isinstance(image, dict) else image) or "")
         variables = {**self.variables, **_variables(job.get("variables"))}
         return written, expand(written, variables), entrypoint
+
+    def runs(self, variables: dict[str, str]) -> bool:
+        """Whether `workflow: rules` let a pipeline with these variables exist at all."""
+        if not isinstance(self.workflow, dict) or "rules" not in self.workflow:
+            return True
+        return outcome({"rules": self.workflow["rules"]}, variables)[0] != "never"
 
     def where(self, name: str) -> str:
         return f"{self.origin.get(name, PIPELINE.as_posix())}: job {name}"
@@ -811,6 +819,9 @@ def gate_problems(
     problems = []
     variables_of_job = {**pipeline.variables, **_variables(job.get("variables"))}
     for scenario, predefined in scenarios.items():
+        if not pipeline.runs({**pipeline.variables, **predefined}):
+            problems.append(f"{PIPELINE}: workflow rules start no pipeline in {scenario}, so {name} never runs there")
+            continue
         when, allow_failure = outcome(job, {**variables_of_job, **predefined})
         if when == "never":
             problems.append(f"{where}: does not run in {scenario}; its rules must run it there")
