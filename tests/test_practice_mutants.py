@@ -207,9 +207,8 @@ MUTANTS: list[Mutant] = [
     mutant("K8S-5", "the ConfigMap renamed on one side", DEPLOYMENT, "                name: {slug}-config\n",
            "                name: {slug}-settings\n", "which no manifest or ExternalSecret makes"),
     # --- K8S-6 ------------------------------------------------------------------------------
-    mutant("K8S-6", "a pull secret nobody refreshes", DEPLOYMENT, "      automountServiceAccountToken: false\n",
-           "      automountServiceAccountToken: false\n      imagePullSecrets:\n        - name: ecr-login\n",
-           "pulls with ecr-login"),
+    mutant("K8S-6", "a pull secret nobody refreshes, in prod only", PROD, PROD_APP_PATCH,
+           "            imagePullSecrets:\n              - name: ecr-login\n" + PROD_APP_PATCH, "pulls with ecr-login"),
     mutant("K8S-6", "a script that makes the pull secret by hand", "scripts/refresh-pull-secret", None,
            "#!/bin/sh\naws ecr get-login-password | kubectl create secret docker-registry ecr-login "
            "--docker-username AWS --docker-password-stdin\n", "makes a pull secret by hand"),
