@@ -613,8 +613,10 @@ def _object(inner: str) -> dict[str, Any]:
     return result
 
 
+@functools.lru_cache(maxsize=128)
 def parse_hcl(text: str) -> Body:
-    """The body of an HCL file: its attributes and nested blocks."""
+    """The body of an HCL file: its attributes and nested blocks (never modified by the checks, so
+    a file parsed once serves every report a process makes)."""
     body, _ = _parse_body(text, 0, top=True)
     return body
 
