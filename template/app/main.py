@@ -39,7 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_overflow=1,
         pool_timeout=2,
     )
-    hasher = PasswordHasher(settings.bcrypt_rounds, settings.password_hash_workers, settings.password_hash_max_waiting)
+    hasher = PasswordHasher(
+        memory_kib=settings.password_hash_memory_kib,
+        time_cost=settings.password_hash_time_cost,
+        parallelism=settings.password_hash_parallelism,
+        workers=settings.password_hash_workers,
+        max_waiting=settings.password_hash_max_waiting,
+    )
     limiter = RateLimiter(
         settings.rate_limit_storage_uri,
         login_per_client=settings.rate_limit_login_per_client,

@@ -195,8 +195,14 @@ def test_counters_of_past_clients_are_dropped() -> None:
 
 
 def test_unknown_user_and_wrong_password_are_indistinguishable(database_url: str, settings: Settings) -> None:
-    """Same status, same body, and the same time within 30 % (bcrypt cost 10, about 60 ms here)."""
-    for client in client_for(make_settings(database_url, bcrypt_rounds=10, rate_limit_login_per_client="1000/minute")):
+    """Same status, same body, and the same time within 30 % (the production Argon2id cost, about 25 ms here)."""
+    production_cost = make_settings(
+        database_url,
+        password_hash_memory_kib=Settings.model_fields["password_hash_memory_kib"].default,
+        password_hash_time_cost=Settings.model_fields["password_hash_time_cost"].default,
+        rate_limit_login_per_client="1000/minute",
+    )
+    for client in client_for(production_cost):
         assert client.post("/users", json={"username": "alice", "password": PASSWORD}).status_code == 201
         timings: dict[str, list[float]] = {"unknown": [], "wrong": []}
         answers: dict[str, set[tuple[int, str]]] = {"unknown": set(), "wrong": set()}
@@ -234,7 +240,7 @@ def test_hash_queue_is_bounded() -> None:
     """Past its capacity the pool refuses at once (503) instead of queueing past any timeout."""
 
     async def burst() -> list[str]:
-        hasher = PasswordHasher(rounds=4, workers=1, max_waiting=2)
+        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=2)
         results = await asyncio.gather(*(hasher.hash(PASSWORD) for _ in range(6)), return_exceptions=True)
         hasher.shutdown()
         return ["refused" if isinstance(r, OverloadedError) else "hashed" for r in results]
