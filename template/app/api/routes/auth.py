@@ -1,7 +1,7 @@
 import logging
 from datetime import timedelta
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -46,12 +46,7 @@ async def upgrade_password_hash(
 
 @router.post("/token")
 async def login(
-    body: LoginRequest,
-    request: Request,
-    background: BackgroundTasks,
-    settings: SettingsDep,
-    hasher: HasherDep,
-    limiter: LimiterDep,
+    body: LoginRequest, request: Request, settings: SettingsDep, hasher: HasherDep, limiter: LimiterDep
 ) -> Token:
     client, username = client_address(request), body.username.lower()
     await limiter.hit("login_per_client", client)
@@ -69,10 +64,8 @@ async def login(
             headers={"WWW-Authenticate": "Bearer"},
         )
     if password_hash is not None and hasher.needs_rehash(password_hash):
-        # After the answer is sent: the login does not wait for a second hash.
-        background.add_task(
-            upgrade_password_hash, request.app.state.engine, hasher, body.username, body.password, password_hash
-        )
+        # Once per user: this login costs a second hash, the next ones one again.
+        await upgrade_password_hash(request.app.state.engine, hasher, body.username, body.password, password_hash)
     token = create_access_token(
         body.username,
         settings.secret_key.get_secret_value(),
