@@ -29,6 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s, settings.database_url_file)
+    # One SELECT needs no transaction. On an autocommit connection psycopg sends the statement
+    # alone; in a transaction a BEGIN goes first and a ROLLBACK follows when the connection goes
+    # back to the pool: three round trips for one query. The same pool as `engine`, whose
+    # sessions keep their transactions for anything that writes.
+    read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     # /ready gets a connection of its own: a pool busy with requests must not read as an outage
     # (a probe that waits on it times out, and Kubernetes takes the pod out of the load balancer).
     ready_engine = create_db_engine(
@@ -38,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=1,
         max_overflow=1,
         pool_timeout=2,
-    )
+    ).execution_options(isolation_level="AUTOCOMMIT")
     hasher = PasswordHasher(
         memory_kib=settings.password_hash_memory_kib,
         time_cost=settings.password_hash_time_cost,
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine
     app.state.ready_engine = ready_engine
     app.state.hasher = hasher
     app.state.limiter = limiter

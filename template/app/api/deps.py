@@ -77,7 +77,7 @@ async def get_current_user(
         )
     except InvalidTokenError:
         raise unauthorized from None
-    user = await run_in_threadpool(user_named, request.app.state.engine, username)
+    user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
     if user is None:
         raise unauthorized
     return user
