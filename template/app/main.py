@@ -28,7 +28,13 @@ async def overloaded_handler(_request: Request, _exc: Exception) -> JSONResponse
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s, settings.database_url_file)
+    engine = create_db_engine(
+        settings.database_url,
+        settings.database_connect_timeout_s,
+        settings.database_url_file,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+    )
     # One SELECT needs no transaction. On an autocommit connection psycopg sends the statement
     # alone; in a transaction a BEGIN goes first and a ROLLBACK follows when the connection goes
     # back to the pool: three round trips for one query. The same pool as `engine`, whose
