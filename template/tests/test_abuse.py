@@ -1,18 +1,21 @@
 """A hostile client (RUN-2): floods, name guessing, and error bodies that could leak a secret."""
 
 import asyncio
+import os
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from app.core.config import Settings
 from app.core.errors import _public
 from app.core.rate_limit import RateLimiter
-from app.core.security import OverloadedError, PasswordHasher, cpu_budget
+from app.core.security import HASH_THREAD_NICENESS, OverloadedError, PasswordHasher, cpu_budget
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -250,6 +253,27 @@ def test_hash_queue_is_bounded() -> None:
         return ["refused" if isinstance(r, OverloadedError) else "hashed" for r in results]
 
     assert sorted(asyncio.run(burst())) == ["hashed"] * 3 + ["refused"] * 3
+
+
+def test_hashing_threads_yield_the_cpu_to_requests() -> None:
+    """Hash threads run 10 nice levels below the server's, so /ready gets a busy CPU first (RUN-2)."""
+    hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1)
+    try:
+        ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        theirs = hasher._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    finally:
+        hasher.shutdown()
+    assert theirs == min(19, ours + HASH_THREAD_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours, "the caller keeps its priority"
+
+
+def test_a_full_queue_refuses_a_login_before_asking_the_database(client: TestClient) -> None:
+    queries: list[str] = []
+    event.listen(client.app.state.engine, "before_cursor_execute", lambda *args: queries.append(args[2]))  # type: ignore[attr-defined]
+    client.app.state.hasher._in_flight = client.app.state.hasher.capacity  # type: ignore[attr-defined]
+    response = client.post("/auth/token", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 503
+    assert queries == []
 
 
 def test_overloaded_answers_503_with_retry_after(client: TestClient) -> None:

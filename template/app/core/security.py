@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,20 @@ def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(1, cores)
 
 
+# Hashing threads run at a lower priority (nice 10) than the event loop and the request threads:
+# when logins keep every core busy, the scheduler still gives the CPU to /ready, /health and the
+# other routes first, and hashing takes what is left (RUN-2). Linux keeps a nice value per thread.
+HASH_THREAD_NICENESS = 10
+
+
+def _yield_to_requests() -> None:
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_THREAD_NICENESS))
+    except OSError:  # not permitted here: hashing keeps the normal priority, still on its own pool
+        pass
+
+
 class OverloadedError(Exception):
     """More passwords are waiting to be hashed than the pool can work through in time."""
 
@@ -106,16 +121,22 @@ class PasswordHasher:
         self.workers = workers or cpu_budget()
         self.capacity = self.workers * (1 + max_waiting)
         self._in_flight = 0
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="password-hash")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="password-hash", initializer=_yield_to_requests
+        )
         # An unknown user's password is checked against this hash of the same parameters, so that
         # the answer takes as long as for a wrong password and tells nothing about which names
         # exist. Made on the pool, so that it does not add a hash's time to every cold start.
         self._decoy = self._pool.submit(self._argon2.hash, secrets.token_urlsafe(32))
 
-    async def _run(self, work: Callable[..., T], *args: object) -> T:
-        # Only the event loop's thread counts, so the counter needs no lock.
+    def admit(self) -> None:
+        """Refuse at once (OverloadedError) when the queue is full, before the request costs a database query."""
         if self._in_flight >= self.capacity:
             raise OverloadedError
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        # Only the event loop's thread counts, so the counter needs no lock.
+        self.admit()
         self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
