@@ -6,6 +6,7 @@ an Argon2id hash at the user's next successful login, the only moment the passwo
 """
 
 import asyncio
+import contextlib
 import math
 import os
 import secrets
@@ -85,10 +86,9 @@ HASH_THREAD_NICENESS = 10
 
 def _yield_to_requests() -> None:
     thread = threading.get_native_id()
-    try:
+    # Not permitted (a sandbox without setpriority): hashing keeps the normal priority, on its own pool.
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_THREAD_NICENESS))
-    except OSError:  # not permitted here: hashing keeps the normal priority, still on its own pool
-        pass
 
 
 class OverloadedError(Exception):
