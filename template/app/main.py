@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         parallelism=settings.password_hash_parallelism,
         workers=settings.password_hash_workers,
         max_waiting=settings.password_hash_max_waiting,
+        max_wait_s=settings.password_hash_max_wait_s,
     )
     limiter = RateLimiter(
         settings.rate_limit_storage_uri,

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from app.core.config import Settings
 from app.core.errors import _public
@@ -244,10 +243,10 @@ def test_hash_workers_follow_the_cpu_limit(tmp_path) -> None:  # type: ignore[no
 
 
 def test_hash_queue_is_bounded() -> None:
-    """Past its capacity the pool refuses at once (503) instead of queueing past any timeout."""
+    """Past its capacity the pool refuses (503) instead of queueing past any timeout."""
 
     async def burst() -> list[str]:
-        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=2)
+        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=2, max_wait_s=0)
         results = await asyncio.gather(*(hasher.hash(PASSWORD) for _ in range(6)), return_exceptions=True)
         hasher.shutdown()
         return ["refused" if isinstance(r, OverloadedError) else "hashed" for r in results]
@@ -267,13 +266,29 @@ def test_hashing_threads_yield_the_cpu_to_requests() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours, "the caller keeps its priority"
 
 
-def test_a_full_queue_refuses_a_login_before_asking_the_database(client: TestClient) -> None:
-    queries: list[str] = []
-    event.listen(client.app.state.engine, "before_cursor_execute", lambda *args: queries.append(args[2]))  # type: ignore[attr-defined]
-    client.app.state.hasher._in_flight = client.app.state.hasher.capacity  # type: ignore[attr-defined]
-    response = client.post("/auth/token", json={"username": "alice", "password": PASSWORD})
-    assert response.status_code == 503
-    assert queries == []
+def test_a_full_queue_holds_a_request_before_refusing_it() -> None:
+    """A burst waits for a place (up to max_wait_s); a request that finds none in time is refused.
+
+    A refusal that came at once would let a flood of clients that retry at once keep the event
+    loop busy answering 503s, and /ready would wait behind them.
+    """
+
+    async def burst() -> tuple[list[str], float]:
+        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=0, max_wait_s=0.3)
+        started = asyncio.get_running_loop().time()
+        slow = asyncio.ensure_future(hasher._run(time.sleep, 1.0))  # the only place, for a second
+        await asyncio.sleep(0.05)
+        refused = await asyncio.gather(hasher.hash(PASSWORD), return_exceptions=True)
+        waited = asyncio.get_running_loop().time() - started
+        await slow
+        absorbed = await hasher.hash(PASSWORD)  # the place is free again
+        hasher.shutdown()
+        outcomes = ["refused" if isinstance(r, OverloadedError) else "hashed" for r in refused]
+        return [*outcomes, "hashed" if absorbed.startswith("$argon2id$") else "?"], waited
+
+    outcomes, waited = asyncio.run(burst())
+    assert outcomes == ["refused", "hashed"]
+    assert 0.3 <= waited < 0.9, f"the refused request waited {waited:.2f} s, not max_wait_s"
 
 
 def test_overloaded_answers_503_with_retry_after(client: TestClient) -> None:

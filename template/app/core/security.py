@@ -101,9 +101,10 @@ class PasswordHasher:
     A hash costs tens of milliseconds of CPU (and `memory_kib` of memory) and releases the GIL. Run
     in the server's default thread pool, a flood of logins would take every thread and `/ready`
     would wait behind them until the probe times out; here the flood queues for the pool while the
-    event loop and the probes stay free. The queue is bounded (`max_waiting` per worker): past it
-    a request is refused at once with a 503 the client may retry, instead of waiting longer than
-    the load balancer would.
+    event loop and the probes stay free. The queue is bounded (`max_waiting` per worker). A request
+    that finds it full waits up to `max_wait_s` for a place, then is refused with a 503 the client
+    may retry: a burst is absorbed, and a flood of clients that retry at once is held at one
+    refusal per client and `max_wait_s` instead of keeping the event loop busy answering 503s.
     """
 
     def __init__(
@@ -114,13 +115,15 @@ class PasswordHasher:
         parallelism: int,
         workers: int | None = None,
         max_waiting: int = 8,
+        max_wait_s: float = 1.0,
     ) -> None:
         self._argon2 = argon2.PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
         )
         self.workers = workers or cpu_budget()
         self.capacity = self.workers * (1 + max_waiting)
-        self._in_flight = 0
+        self.max_wait_s = max_wait_s
+        self._places = asyncio.Semaphore(self.capacity)
         self._pool = ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="password-hash", initializer=_yield_to_requests
         )
@@ -129,19 +132,15 @@ class PasswordHasher:
         # exist. Made on the pool, so that it does not add a hash's time to every cold start.
         self._decoy = self._pool.submit(self._argon2.hash, secrets.token_urlsafe(32))
 
-    def admit(self) -> None:
-        """Refuse at once (OverloadedError) when the queue is full, before the request costs a database query."""
-        if self._in_flight >= self.capacity:
-            raise OverloadedError
-
     async def _run(self, work: Callable[..., T], *args: object) -> T:
-        # Only the event loop's thread counts, so the counter needs no lock.
-        self.admit()
-        self._in_flight += 1
+        try:
+            await asyncio.wait_for(self._places.acquire(), self.max_wait_s)
+        except TimeoutError:
+            raise OverloadedError from None
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
         finally:
-            self._in_flight -= 1
+            self._places.release()
 
     async def hash(self, password: str) -> str:
         return await self._run(self._argon2.hash, password)

@@ -52,7 +52,6 @@ async def login(
     await limiter.hit("login_per_client", client)
     await limiter.check("login_failures_per_client_and_username", client, username)
     await limiter.check("login_failures_per_username", username)
-    hasher.admit()  # a full hashing queue answers 503 before the database is asked anything
     password_hash = await run_in_threadpool(password_hash_of, request.app.state.read_engine, body.username)
     # An unknown name and a wrong password take the same time and get the same answer (RUN-2).
     if not await hasher.verify(body.password, password_hash):
