@@ -14,7 +14,7 @@ from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.rate_limit import RateLimiter
-from app.core.security import OverloadedError, PasswordHasher
+from app.core.security import OverloadedError, PasswordHasher, argon2id
 from app.db.session import create_db_engine
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_timeout=2,
     ).execution_options(isolation_level="AUTOCOMMIT")
     hasher = PasswordHasher(
-        memory_kib=settings.password_hash_memory_kib,
-        time_cost=settings.password_hash_time_cost,
-        parallelism=settings.password_hash_parallelism,
+        argon2id(settings.password_hash_memory_kib, settings.password_hash_time_cost, settings.password_hash_parallelism),
         workers=settings.password_hash_workers,
         max_waiting=settings.password_hash_max_waiting,
         max_wait_s=settings.password_hash_max_wait_s,

@@ -14,11 +14,12 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.core.errors import _public
 from app.core.rate_limit import RateLimiter
-from app.core.security import HASH_THREAD_NICENESS, OverloadedError, PasswordHasher, cpu_budget
+from app.core.security import HASH_THREAD_NICENESS, OverloadedError, PasswordHasher, argon2id, cpu_budget
 from app.main import create_app
 from tests.conftest import make_settings
 
 PASSWORD = "correct horse battery staple"
+CHEAPEST = argon2id(memory_kib=8, time_cost=1, parallelism=1)
 # A value that appears nowhere else, so finding it in an answer means it was echoed.
 CANARY = "Zq9-canary-7Wv"
 
@@ -246,7 +247,7 @@ def test_hash_queue_is_bounded() -> None:
     """Past its capacity the pool refuses (503) instead of queueing past any timeout."""
 
     async def burst() -> list[str]:
-        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=2, max_wait_s=0)
+        hasher = PasswordHasher(CHEAPEST, workers=1, max_waiting=2, max_wait_s=0)
         results = await asyncio.gather(*(hasher.hash(PASSWORD) for _ in range(6)), return_exceptions=True)
         hasher.shutdown()
         return ["refused" if isinstance(r, OverloadedError) else "hashed" for r in results]
@@ -256,7 +257,7 @@ def test_hash_queue_is_bounded() -> None:
 
 def test_hashing_threads_yield_the_cpu_to_requests() -> None:
     """Hash threads run 10 nice levels below the server's, so /ready gets a busy CPU first (RUN-2)."""
-    hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1)
+    hasher = PasswordHasher(CHEAPEST, workers=1)
     try:
         ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         theirs = hasher._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
@@ -274,7 +275,7 @@ def test_a_full_queue_holds_a_request_before_refusing_it() -> None:
     """
 
     async def burst() -> tuple[list[str], float]:
-        hasher = PasswordHasher(memory_kib=8, time_cost=1, parallelism=1, workers=1, max_waiting=0, max_wait_s=0.3)
+        hasher = PasswordHasher(CHEAPEST, workers=1, max_waiting=0, max_wait_s=0.3)
         started = asyncio.get_running_loop().time()
         slow = asyncio.ensure_future(hasher._run(time.sleep, 1.0))  # the only place, for a second
         await asyncio.sleep(0.05)

@@ -66,6 +66,10 @@ def verify_password(argon2_hasher: argon2.PasswordHasher, password: str, passwor
         return False
 
 
+def argon2id(memory_kib: int, time_cost: int, parallelism: int) -> argon2.PasswordHasher:
+    return argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID)
+
+
 def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """Cores this process may use: the container's CPU limit (cgroup v2 `cpu.max`), else the CPUs it sees."""
     cores = len(os.sched_getaffinity(0))
@@ -108,18 +112,9 @@ class PasswordHasher:
     """
 
     def __init__(
-        self,
-        *,
-        memory_kib: int,
-        time_cost: int,
-        parallelism: int,
-        workers: int | None = None,
-        max_waiting: int = 8,
-        max_wait_s: float = 1.0,
+        self, argon2id: argon2.PasswordHasher, *, workers: int | None = None, max_waiting: int = 8, max_wait_s: float = 1.0
     ) -> None:
-        self._argon2 = argon2.PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
-        )
+        self._argon2 = argon2id
         self.workers = workers or cpu_budget()
         self.capacity = self.workers * (1 + max_waiting)
         self.max_wait_s = max_wait_s
@@ -133,10 +128,13 @@ class PasswordHasher:
         self._decoy = self._pool.submit(self._argon2.hash, secrets.token_urlsafe(32))
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
-        try:
-            await asyncio.wait_for(self._places.acquire(), self.max_wait_s)
-        except TimeoutError:
-            raise OverloadedError from None
+        if self._places.locked():  # the queue is full: wait a while for a place
+            try:
+                await asyncio.wait_for(self._places.acquire(), self.max_wait_s)
+            except TimeoutError:
+                raise OverloadedError from None
+        else:
+            await self._places.acquire()  # a free place: taken without a suspension
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
         finally:
