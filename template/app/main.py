@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_timeout=2,
     ).execution_options(isolation_level="AUTOCOMMIT")
     hasher = PasswordHasher(
-        argon2id(settings.password_hash_memory_kib, settings.password_hash_time_cost, settings.password_hash_parallelism),
+        argon2id(
+            settings.password_hash_memory_kib, settings.password_hash_time_cost, settings.password_hash_parallelism
+        ),
         workers=settings.password_hash_workers,
         max_waiting=settings.password_hash_max_waiting,
         max_wait_s=settings.password_hash_max_wait_s,

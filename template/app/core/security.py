@@ -67,7 +67,9 @@ def verify_password(argon2_hasher: argon2.PasswordHasher, password: str, passwor
 
 
 def argon2id(memory_kib: int, time_cost: int, parallelism: int) -> argon2.PasswordHasher:
-    return argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID)
+    return argon2.PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
+    )
 
 
 def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -112,7 +114,12 @@ class PasswordHasher:
     """
 
     def __init__(
-        self, argon2id: argon2.PasswordHasher, *, workers: int | None = None, max_waiting: int = 8, max_wait_s: float = 1.0
+        self,
+        argon2id: argon2.PasswordHasher,
+        *,
+        workers: int | None = None,
+        max_waiting: int = 8,
+        max_wait_s: float = 1.0,
     ) -> None:
         self._argon2 = argon2id
         self.workers = workers or cpu_budget()
