@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -40,8 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # back to the pool: three round trips for one query. The same pool as `engine`, whose
     # sessions keep their transactions for anything that writes.
     read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    # /ready gets a connection of its own: a pool busy with requests must not read as an outage
-    # (a probe that waits on it times out, and Kubernetes takes the pod out of the load balancer).
+    # /ready gets connections and threads of its own: a pool busy with requests must not read as
+    # an outage (a probe that waits on it times out, and Kubernetes takes the pod out of the load
+    # balancer). Two of each, so that a probe stuck on an unreachable database (up to the connect
+    # timeout) does not hold up the next one.
     ready_engine = create_db_engine(
         settings.database_url,
         settings.database_connect_timeout_s,
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_overflow=1,
         pool_timeout=2,
     ).execution_options(isolation_level="AUTOCOMMIT")
+    ready_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ready")
     hasher = PasswordHasher(
         argon2id(
             settings.password_hash_memory_kib, settings.password_hash_time_cost, settings.password_hash_parallelism
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher.shutdown()
         engine.dispose()
         ready_engine.dispose()
+        ready_executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title=settings.project_name,
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.read_engine = read_engine
     app.state.ready_engine = ready_engine
+    app.state.ready_executor = ready_executor
     app.state.hasher = hasher
     app.state.limiter = limiter
     app.add_exception_handler(RequestValidationError, validation_error_handler)
