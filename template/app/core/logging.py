@@ -90,12 +90,11 @@ def configure_logging(level: str) -> None:
     config["root"]["level"] = level
     logging.config.dictConfig(config)
     # What a JSON line never shows is not collected either (the logging HOWTO, "Optimization"):
-    # thread, process and task names, and the caller's file and line, which costs a walk up the
+    # thread and process names, and the caller's file and line, which costs a walk up the
     # stack on every call.
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False
     logging._srcfile = None
     # A library's warning (a deprecation, PyJWT's key length...) becomes one JSON line too,
     # instead of multi-line text on stderr.
