@@ -13,7 +13,9 @@ import jwt
 from fastapi import FastAPI, Header, HTTPException
 from sqlalchemy import create_engine, text
 
-engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True, connect_args={"connect_timeout": 3})
+# The service's pool as app/main.py and app/db/session.py make it: SQLAlchemy's QueuePool of 15
+# connections without overflow, psycopg 3, the same connect timeout, no pre-ping.
+engine = create_engine(os.environ["DATABASE_URL"], pool_size=15, max_overflow=0, connect_args={"connect_timeout": 3})
 SECRET_KEY = os.environ["SECRET_KEY"]
 ISSUER, AUDIENCE = os.environ["JWT_ISSUER"], os.environ["JWT_AUDIENCE"]
 QUERY = text("SELECT id, username, created_at FROM users WHERE username = :username")

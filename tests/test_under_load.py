@@ -3,7 +3,7 @@
 Both tests start the service as the image starts it (the Dockerfile's CMD, with the prod
 manifest's environment) against PostgreSQL, and replay what Kubernetes and clients do.
 
-Readiness under a login flood (RUN-2): logins cost a bcrypt hash each; from many clients at once
+Readiness under a login flood (RUN-2): logins cost an Argon2id hash each; from many clients at once
 (distinct X-Forwarded-For, as the ALB sets it, and distinct names, so no rate limit applies) they
 saturate the CPU. `/ready` must still answer within the readiness probe's timeout, or Kubernetes
 takes every pod out of the load balancer exactly when traffic peaks.

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.rate_limit import RateLimiter
-from app.core.security import OverloadedError, PasswordHasher
+from app.core.security import OverloadedError, PasswordHasher, argon2id
 from app.db.session import create_db_engine
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,22 @@ async def overloaded_handler(_request: Request, _exc: Exception) -> JSONResponse
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    engine = create_db_engine(settings.database_url, settings.database_connect_timeout_s, settings.database_url_file)
-    # /ready gets a connection of its own: a pool busy with requests must not read as an outage
-    # (a probe that waits on it times out, and Kubernetes takes the pod out of the load balancer).
+    engine = create_db_engine(
+        settings.database_url,
+        settings.database_connect_timeout_s,
+        settings.database_url_file,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+    )
+    # One SELECT needs no transaction. On an autocommit connection psycopg sends the statement
+    # alone; in a transaction a BEGIN goes first and a ROLLBACK follows when the connection goes
+    # back to the pool: three round trips for one query. The same pool as `engine`, whose
+    # sessions keep their transactions for anything that writes.
+    read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    # /ready gets connections and threads of its own: a pool busy with requests must not read as
+    # an outage (a probe that waits on it times out, and Kubernetes takes the pod out of the load
+    # balancer). Two of each, so that a probe stuck on an unreachable database (up to the connect
+    # timeout) does not hold up the next one.
     ready_engine = create_db_engine(
         settings.database_url,
         settings.database_connect_timeout_s,
@@ -38,8 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=1,
         max_overflow=1,
         pool_timeout=2,
+    ).execution_options(isolation_level="AUTOCOMMIT")
+    ready_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ready")
+    hasher = PasswordHasher(
+        argon2id(
+            settings.password_hash_memory_kib, settings.password_hash_time_cost, settings.password_hash_parallelism
+        ),
+        workers=settings.password_hash_workers,
+        max_waiting=settings.password_hash_max_waiting,
+        max_wait_s=settings.password_hash_max_wait_s,
     )
-    hasher = PasswordHasher(settings.bcrypt_rounds, settings.password_hash_workers, settings.password_hash_max_waiting)
     limiter = RateLimiter(
         settings.rate_limit_storage_uri,
         login_per_client=settings.rate_limit_login_per_client,
@@ -55,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher.shutdown()
         engine.dispose()
         ready_engine.dispose()
+        ready_executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title=settings.project_name,
@@ -67,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine
     app.state.ready_engine = ready_engine
+    app.state.ready_executor = ready_executor
     app.state.hasher = hasher
     app.state.limiter = limiter
     app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -1,3 +1,8 @@
+import threading
+import time
+
+import anyio.to_thread
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -32,3 +37,31 @@ def test_every_response_carries_a_request_id(client: TestClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "trace-42"}).headers["x-request-id"] == "trace-42"
     forged = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"}).headers["x-request-id"]
     assert forged != "bad id\nwith newline"
+
+
+def test_ready_does_not_wait_for_the_servers_thread_pool(app: FastAPI) -> None:
+    """Requests that hold every thread of the server's pool do not hold up /ready (RUN-2)."""
+    release = threading.Event()
+
+    async def one_thread_only() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+
+    def hold_the_thread() -> None:
+        release.wait(10)
+
+    app.add_api_route("/one-thread-only", one_thread_only)
+    app.add_api_route("/hold", hold_the_thread)
+    with TestClient(app) as client:
+        client.get("/one-thread-only")
+        holder = threading.Thread(target=client.get, args=("/hold",))
+        holder.start()
+        try:
+            time.sleep(0.2)  # the only thread is taken
+            answers: list[int] = []
+            probe = threading.Thread(target=lambda: answers.append(client.get("/ready").status_code))
+            probe.start()
+            probe.join(timeout=5)
+            assert answers == [200], "/ready waited for the server's thread pool"
+        finally:
+            release.set()
+            holder.join()

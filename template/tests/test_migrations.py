@@ -48,8 +48,33 @@ def test_concurrent_upgrades_apply_the_schema_once(pg_url: str) -> None:
     assert [p.returncode for p in processes] == [0, 0, 0, 0], "\n".join(outputs)
     # Exactly one process ran the migration; the others found the schema at head.
     assert sum(output.count("Running upgrade  -> 0001") for output in outputs) == 1, "\n".join(outputs)
+    assert sum(output.count("Running upgrade 0001 -> 0002") for output in outputs) == 1, "\n".join(outputs)
     engine = create_engine(pg_url)
     with engine.connect() as connection:
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     engine.dispose()
-    assert versions == ["0001"]
+    assert versions == ["0002"]
+
+
+def test_a_database_of_the_first_release_takes_argon2id_hashes(pg_url: str) -> None:
+    """0.1.0's column held bcrypt's 60 characters; its rows survive and an Argon2id hash fits (SEC-2)."""
+    config = alembic_config(pg_url)
+    command.upgrade(config, "0001")
+    bcrypt_hash = "$2b$12$" + "a" * 53
+    argon2id_hash = "$argon2id$v=19$m=19456,t=2,p=1$" + "s" * 22 + "$" + "h" * 43
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO users (username, password_hash, created_at) VALUES ('alice', :hash, now())"),
+                {"hash": bcrypt_hash},
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            assert connection.scalar(text("SELECT password_hash FROM users WHERE username = 'alice'")) == bcrypt_hash
+            connection.execute(
+                text("UPDATE users SET password_hash = :hash WHERE username = 'alice'"), {"hash": argon2id_hash}
+            )
+            assert connection.scalar(text("SELECT password_hash FROM users")) == argon2id_hash
+    finally:
+        engine.dispose()

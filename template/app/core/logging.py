@@ -11,6 +11,7 @@ import logging.config
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,15 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 }
 
 
+@lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
+    # Cached: a service logs the same few dozen keys over and over (status, duration_ms...).
     return bool(_SENSITIVE_KEY.search(key))
 
 
 def redact(value: Any, key: str = "") -> Any:
     """Replace the value of any sensitive key, however deep it is nested."""
-    if key and _SENSITIVE_KEY.search(key):
+    if key and is_sensitive_key(key):
         return REDACTED
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
@@ -51,6 +54,8 @@ def redact(value: Any, key: str = "") -> Any:
 
 
 def redact_text(text: str) -> str:
+    if "=" not in text and ":" not in text:  # every pattern needs one: most lines skip the regex
+        return text
     return _SENSITIVE_PAIR.sub(lambda m: m.group("key") + REDACTED, text)
 
 
@@ -84,6 +89,13 @@ def configure_logging(level: str) -> None:
     config = json.loads(LOGGING_CONFIG.read_text(encoding="utf-8"))
     config["root"]["level"] = level
     logging.config.dictConfig(config)
+    # What a JSON line never shows is not collected either (the logging HOWTO, "Optimization"):
+    # thread and process names, and the caller's file and line, which costs a walk up the
+    # stack on every call.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     # A library's warning (a deprecation, PyJWT's key length...) becomes one JSON line too,
     # instead of multi-line text on stderr.
     logging.captureWarnings(True)

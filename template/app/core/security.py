@@ -1,24 +1,40 @@
-"""Password hashing with bcrypt and access tokens with PyJWT (SEC-2: no passlib, no python-jose)."""
+"""Password hashing with Argon2id and access tokens with PyJWT (SEC-2: no passlib, no python-jose).
+
+New passwords are hashed with Argon2id (argon2-cffi) at the parameters of the OWASP Password
+Storage Cheat Sheet. Hashes made by earlier releases with bcrypt still verify, and are replaced by
+an Argon2id hash at the user's next successful login, the only moment the password is known.
+"""
 
 import asyncio
+import contextlib
 import math
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import argon2
 import bcrypt
 import jwt
+from argon2.exceptions import VerifyMismatchError
 
 T = TypeVar("T")
 
 # The algorithm is pinned: a token that claims another one, `none` included, is rejected.
 JWT_ALGORITHM = "HS256"
-# bcrypt hashes at most 72 bytes; bcrypt 5 raises on longer input instead of truncating.
+# bcrypt hashes at most 72 bytes; bcrypt 5 raises on longer input instead of truncating. While a
+# user may still have a bcrypt hash, a longer password could never log them in: the API refuses
+# it with a 422 (SEC-2).
 BCRYPT_MAX_BYTES = 72
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# OWASP Password Storage Cheat Sheet: Argon2id with at least 19 MiB of memory, 2 iterations and
+# 1 degree of parallelism, or one of the rows it gives as equivalent (more iterations, less
+# memory). Iterations -> the least memory in KiB; 5 iterations or more: the last row.
+OWASP_ARGON2ID_MIN_MEMORY_KIB = {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
 
 
 class InvalidTokenError(Exception):
@@ -29,14 +45,31 @@ def password_too_long(password: str) -> bool:
     return len(password.encode("utf-8")) > BCRYPT_MAX_BYTES
 
 
-def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=rounds)).decode("ascii")
+def meets_owasp_minimum(memory_kib: int, time_cost: int) -> bool:
+    return memory_kib >= OWASP_ARGON2ID_MIN_MEMORY_KIB[min(time_cost, 5)]
 
 
-def verify_password(password: str, password_hash: str) -> bool:
-    if password_too_long(password):
+def is_bcrypt_hash(password_hash: str) -> bool:
+    return password_hash.startswith(BCRYPT_PREFIXES)
+
+
+def verify_password(argon2_hasher: argon2.PasswordHasher, password: str, password_hash: str) -> bool:
+    """Whether `password` matches `password_hash`, an Argon2 hash or a bcrypt hash of an earlier release."""
+    if is_bcrypt_hash(password_hash):
+        secret = password.encode("utf-8")
+        # A password over 72 bytes cannot be the one bcrypt hashed: it fails, after the same work.
+        matches = bcrypt.checkpw(secret[:BCRYPT_MAX_BYTES], password_hash.encode("ascii"))
+        return matches and len(secret) <= BCRYPT_MAX_BYTES
+    try:
+        return argon2_hasher.verify(password_hash, password)
+    except VerifyMismatchError:
         return False
-    return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+
+
+def argon2id(memory_kib: int, time_cost: int, parallelism: int) -> argon2.PasswordHasher:
+    return argon2.PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
+    )
 
 
 def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -51,49 +84,81 @@ def cpu_budget(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(1, cores)
 
 
+# Hashing threads run at a lower priority (nice 10) than the event loop and the request threads:
+# when logins keep every core busy, the scheduler still gives the CPU to /ready, /health and the
+# other routes first, and hashing takes what is left (RUN-2). Linux keeps a nice value per thread.
+HASH_THREAD_NICENESS = 10
+
+
+def _yield_to_requests() -> None:
+    thread = threading.get_native_id()
+    # Not permitted (a sandbox without setpriority): hashing keeps the normal priority, on its own pool.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_THREAD_NICENESS))
+
+
 class OverloadedError(Exception):
     """More passwords are waiting to be hashed than the pool can work through in time."""
 
 
 class PasswordHasher:
-    """bcrypt on a pool of threads of its own, as many as the CPU limit allows (RUN-2).
+    """Argon2id on a pool of threads of its own, as many as the CPU limit allows (RUN-2).
 
-    bcrypt costs about 250 ms of CPU and releases the GIL. Run in the server's default thread pool,
-    a flood of logins would take every thread and `/ready` would wait behind them until the probe
-    times out; here the flood queues for the pool while the event loop and the probes stay free.
-    The queue is bounded (`max_waiting` per worker): past it a request is refused at once with a
-    503 the client may retry, instead of waiting longer than the load balancer would.
+    A hash costs tens of milliseconds of CPU (and `memory_kib` of memory) and releases the GIL. Run
+    in the server's default thread pool, a flood of logins would take every thread and `/ready`
+    would wait behind them until the probe times out; here the flood queues for the pool while the
+    event loop and the probes stay free. The queue is bounded (`max_waiting` per worker). A request
+    that finds it full waits up to `max_wait_s` for a place, then is refused with a 503 the client
+    may retry: a burst is absorbed, and a flood of clients that retry at once is held at one
+    refusal per client and `max_wait_s` instead of keeping the event loop busy answering 503s.
     """
 
-    def __init__(self, rounds: int, workers: int | None = None, max_waiting: int = 8) -> None:
-        self.rounds = rounds
+    def __init__(
+        self,
+        argon2id: argon2.PasswordHasher,
+        *,
+        workers: int | None = None,
+        max_waiting: int = 8,
+        max_wait_s: float = 1.0,
+    ) -> None:
+        self._argon2 = argon2id
         self.workers = workers or cpu_budget()
         self.capacity = self.workers * (1 + max_waiting)
-        self._in_flight = 0
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
-        # An unknown user's password is checked against this hash of the same cost, so that the
-        # answer takes as long as for a wrong password and tells nothing about which names exist.
-        # Made on the pool, so that it does not add a hash's time to every cold start.
-        self._decoy = self._pool.submit(hash_password, secrets.token_urlsafe(32), rounds)
+        self.max_wait_s = max_wait_s
+        self._places = asyncio.Semaphore(self.capacity)
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="password-hash", initializer=_yield_to_requests
+        )
+        # An unknown user's password is checked against this hash of the same parameters, so that
+        # the answer takes as long as for a wrong password and tells nothing about which names
+        # exist. Made on the pool, so that it does not add a hash's time to every cold start.
+        self._decoy = self._pool.submit(self._argon2.hash, secrets.token_urlsafe(32))
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
-        # Only the event loop's thread counts, so the counter needs no lock.
-        if self._in_flight >= self.capacity:
-            raise OverloadedError
-        self._in_flight += 1
+        if self._places.locked():  # the queue is full: wait a while for a place
+            try:
+                await asyncio.wait_for(self._places.acquire(), self.max_wait_s)
+            except TimeoutError:
+                raise OverloadedError from None
+        else:
+            await self._places.acquire()  # a free place: taken without a suspension
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
         finally:
-            self._in_flight -= 1
+            self._places.release()
 
     async def hash(self, password: str) -> str:
-        return await self._run(hash_password, password, self.rounds)
+        return await self._run(self._argon2.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """True only for a known user's right password; as slow for an unknown user (password_hash None)."""
         candidate = password_hash if password_hash is not None else await asyncio.wrap_future(self._decoy)
-        matches = await self._run(verify_password, password, candidate)
+        matches = await self._run(verify_password, self._argon2, password, candidate)
         return matches and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """A bcrypt hash, or an Argon2 one made with other parameters: replace it while the password is known."""
+        return is_bcrypt_hash(password_hash) or self._argon2.check_needs_rehash(password_hash)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

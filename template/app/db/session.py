@@ -5,6 +5,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 
+from app.db.liveness import drop_closed_connections_on_checkout
+
 
 def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
     """Every new connection takes its user, password, host and database from `url_file` as it is now.
@@ -27,11 +29,11 @@ def create_db_engine(database_url: str, connect_timeout_s: int, url_file: Path |
     if url.get_backend_name() == "sqlite":
         # FastAPI runs sync routes in a thread pool; SQLite must accept that.
         return create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False})
-    # pool_pre_ping drops connections RDS closed (failover, idle timeout) before a request uses them;
-    # the connect timeout keeps /ready quick when the database is unreachable (K8S-1).
-    engine = create_engine(
-        url, hide_parameters=True, pool_pre_ping=True, connect_args={"connect_timeout": connect_timeout_s}, **pool
-    )
+    # The connect timeout keeps /ready quick when the database is unreachable (K8S-1).
+    engine = create_engine(url, hide_parameters=True, connect_args={"connect_timeout": connect_timeout_s}, **pool)
     if url_file is not None:
         read_credentials_on_connect(engine, url_file)
+    # Connections RDS closed (failover, idle timeout) are replaced before a request uses them,
+    # without pool_pre_ping's extra round trip on every checkout (app/db/liveness.py).
+    drop_closed_connections_on_checkout(engine)
     return engine
