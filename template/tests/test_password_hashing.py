@@ -1,5 +1,7 @@
 """Passwords are stored as Argon2id (SEC-2); bcrypt hashes of earlier releases verify and are upgraded."""
 
+from pathlib import Path
+
 import argon2
 import bcrypt
 import pytest
@@ -86,14 +88,25 @@ def test_a_bcrypt_hash_never_matches_a_longer_password() -> None:
     assert not verify_password(hasher, password + "-and-more", bcrypt_hash)
 
 
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """The RDS CA bundle prod requires (RUN-2); its content is not read by the settings."""
+    path = tmp_path / "global-bundle.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return path
+
+
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 @pytest.mark.parametrize(("memory_kib", "time_cost"), [(8, 1), (19455, 2), (19456, 1), (47103, 1), (7167, 9)])
-def test_refuses_to_start_below_the_owasp_minimum(environment: str, memory_kib: int, time_cost: int) -> None:
+def test_refuses_to_start_below_the_owasp_minimum(
+    environment: str, memory_kib: int, time_cost: int, bundle: Path
+) -> None:
     with pytest.raises(ValidationError, match="OWASP minimum"):
         Settings(
             _env_file=None,  # type: ignore[call-arg]
             environment=environment,
             database_url=PG_URL,
+            database_ssl_root_cert=bundle,
             secret_key=SecretStr("x" * 40),
             password_hash_memory_kib=memory_kib,
             password_hash_time_cost=time_cost,
@@ -101,11 +114,12 @@ def test_refuses_to_start_below_the_owasp_minimum(environment: str, memory_kib: 
 
 
 @pytest.mark.parametrize(("memory_kib", "time_cost"), [(19456, 2), (47104, 1), (12288, 3), (9216, 4), (7168, 5)])
-def test_every_row_of_the_owasp_table_is_accepted(memory_kib: int, time_cost: int) -> None:
+def test_every_row_of_the_owasp_table_is_accepted(memory_kib: int, time_cost: int, bundle: Path) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="prod",
         database_url=PG_URL,
+        database_ssl_root_cert=bundle,
         secret_key=SecretStr("x" * 40),
         password_hash_memory_kib=memory_kib,
         password_hash_time_cost=time_cost,
@@ -113,7 +127,13 @@ def test_every_row_of_the_owasp_table_is_accepted(memory_kib: int, time_cost: in
     assert settings.password_hash_parallelism == 1
 
 
-def test_the_default_is_the_owasp_recommendation() -> None:
-    settings = Settings(_env_file=None, environment="prod", database_url=PG_URL, secret_key=SecretStr("x" * 40))  # type: ignore[call-arg]
+def test_the_default_is_the_owasp_recommendation(bundle: Path) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="prod",
+        database_url=PG_URL,
+        database_ssl_root_cert=bundle,
+        secret_key=SecretStr("x" * 40),
+    )
     assert (settings.password_hash_memory_kib, settings.password_hash_time_cost) == (19 * 1024, 2)
     assert settings.password_hash_parallelism == 1
