@@ -771,7 +771,8 @@ def test_each_scenario_runs_the_expected_jobs_with_the_expected_role(
     promote = {name for name in running if role[name] == "promote"}
     assert promote == ({"promote-image"} if scenario in PROMOTING else set()), (
         f"{scenario}: {sorted(promote)} assume the promote role (default branch only, IAM-1)")
-    if "promote-image" not in running:
+    if scenario not in PROMOTING:
+        assert "promote-image" not in running, f"{scenario}: promotes, but only the default branch writes <sha> (IAM-1)"
         assert not {"deploy-dev", "deploy-prod"} & set(running), f"{scenario}: a deploy without a promoted image"
 
 
