@@ -61,7 +61,8 @@ async def login(
     await limiter.check("login_failures_per_client_and_username", client, username)
     await limiter.check("login_failures_per_username", username)
     password_hash = await run_in_threadpool(password_hash_of, request.app.state.read_engine, body.username)
-    # An unknown name and a wrong password take the same time and get the same answer (RUN-2).
+    # An unknown name and a wrong password take the same time and get the same answer (RUN-2); a
+    # bcrypt hash of an earlier release takes bcrypt's time until its first login upgrades it.
     if not await hasher.verify(body.password, password_hash):
         await limiter.count("login_failures_per_client_and_username", client, username)
         await limiter.count("login_failures_per_username", username)
