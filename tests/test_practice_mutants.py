@@ -182,7 +182,7 @@ MUTANTS: list[Mutant] = [
     # --- K8S-2 ------------------------------------------------------------------------------
     mutant("K8S-2", "migrations no longer run", DEPLOYMENT, 'command: ["alembic", "upgrade", "head"]',
            'command: ["alembic", "current"]', "no init container runs `alembic upgrade head`"),
-    mutant("K8S-2", "the advisory lock removed", "alembic/env.py", 'connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})',
+    mutant("K8S-2", "the advisory lock removed", "alembic/env.py", 'connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})',
            "pass", "advisory lock"),
     # --- K8S-3 ------------------------------------------------------------------------------
     mutant("K8S-3", "the binding to cluster-admin", "deploy/k8s/base/rbac.yaml", "  kind: Role\n  name: {slug}\n",
@@ -297,7 +297,7 @@ MUTANTS: list[Mutant] = [
     mutant("RUN-2", "DATABASE_URL from the environment", DEPLOYMENT,
            "            - name: DATABASE_URL_FILE\n              value: /var/run/secrets/db/url\n",
            "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
-           "                  name: db-secret\n                  key: url\n", "a rotated password needs a restart"),
+           "                  name: db-app-secret\n                  key: url\n", "a rotated password needs a restart"),
     mutant("RUN-2", "the database secret refreshed hourly", "deploy/k8s/base/external-secrets.yaml", "  refreshInterval: 1m\n",
            "  refreshInterval: 1h\n", "refreshes every 1h"),
     # --- GIT-1 ------------------------------------------------------------------------------

@@ -2004,15 +2004,15 @@ def run_2(repo: Repository) -> Problems:
                     f"{where}: the app reads DATABASE_URL from its environment; a rotated password needs a restart"
                 )
             secret_volumes = {v.get("name") for v in spec.get("volumes") or []
-                              if (v.get("secret") or {}).get("secretName") == "db-secret"}  # fmt: skip
+                              if (v.get("secret") or {}).get("secretName") == "db-app-secret"}  # fmt: skip
             mounts = [m for m in app.get("volumeMounts") or [] if m.get("name") in secret_volumes]
             if not mounts or any("subPath" in m for m in mounts):
-                problems.append(f"{where}: db-secret is not mounted whole (a subPath mount is never refreshed)")
+                problems.append(f"{where}: db-app-secret is not mounted whole (a subPath mount is never refreshed)")
         for secret in of_kind(docs, "ExternalSecret"):
             interval = str((secret.get("spec") or {}).get("refreshInterval", ""))
-            if name_of(secret) == "db-secret" and interval not in {"1m", "60s", "30s", "2m", "5m"}:
+            if name_of(secret) == "db-app-secret" and interval not in {"1m", "60s", "30s", "2m", "5m"}:
                 problems.append(
-                    f"{overlay}: ExternalSecret db-secret refreshes every {interval or 'never'}; 5m at most"
+                    f"{overlay}: ExternalSecret db-app-secret refreshes every {interval or 'never'}; 5m at most"
                 )
     if not re.search(r"^limits\b", repo.text("requirements.in"), re.M):
         problems.append("requirements.in: no rate-limit library (limits); logins and signups are not rate limited")
