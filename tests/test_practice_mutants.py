@@ -211,7 +211,7 @@ MUTANTS: list[Mutant] = [
     Mutant("TF-7", "an auto.tfvars lowers the retention", (
         Edit(f"{EPHEMERAL}/prod.tfvars", "rds_backup_retention_days   = 7\n", ""),
         Edit(f"{EPHEMERAL}/loadtest.auto.tfvars", None, "# temporary: cheaper while we load-test\nrds_backup_retention_days = 0\n"),
-    ), "rds_backup_retention_days is 0 (from loadtest.auto.tfvars)"),
+    ), "rds_backup_retention_days is 0, set by loadtest.auto.tfvars"),
     # --- K8S-1 ------------------------------------------------------------------------------
     mutant("K8S-1", "prod patch removes the readiness probe", PROD, PROD_APP_PATCH,
            "            containers:\n              - name: app\n                readinessProbe: null\n                resources:\n",

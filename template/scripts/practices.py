@@ -910,7 +910,10 @@ def _segments(words: list[str]) -> list[tuple[str | None, list[str]]]:
     segments: list[tuple[str | None, list[str]]] = [(None, [])]
     depth = 0
     for word in words:
-        depth += word in {"$(", "("} and 1 or (-1 if word == ")" and depth else 0)
+        if word in {"$(", "("}:
+            depth += 1
+        elif word == ")" and depth:
+            depth -= 1
         if depth == 0 and word in SHELL_OPERATORS:
             segments.append((word, []))
         else:
@@ -923,7 +926,7 @@ def _fails(command: list[str]) -> bool:
     return command[:1] == ["false"] or (command[:1] == ["exit"] and command[1:2] != ["0"])
 
 
-def _masking(  # noqa: PLR0911 - one return per way a shell drops an exit status
+def _masking(  # noqa: PLR0911, PLR0913, PLR0917 - one return per way a shell drops an exit status
     line: str, words: list[str], command: str, errexit: bool, pipefail: bool, last: bool = False
 ) -> list[str]:
     shown = f"`{' '.join(line.split())[:60]}`"
@@ -949,10 +952,10 @@ def _masking(  # noqa: PLR0911 - one return per way a shell drops an exit status
         return [f"{shown} runs the command in the background; the job does not wait for its status"]
     # The rest of its AND-OR list (POSIX 2.9.3): errexit ignores every command of the list but the
     # last, `&&` skips the next command after a failure, `||` runs it and takes its status.
-    failed, final, continued = True, True, []
+    failed, final, continued = True, True, list[str]()
     while index < len(segments) and segments[index][0] in {"&&", "||"}:
         operator, next_command = segments[index]
-        continued += [operator, *next_command]
+        continued += [str(operator), *next_command]
         final = False
         if operator == "||" and failed:
             failed, final = _fails(next_command), True
@@ -1026,7 +1029,9 @@ def trivy_option_problems(where: str, label: str, options: dict[str, str], pkg_t
     if not {"HIGH", "CRITICAL"} <= severities:
         problems.append(f"{where}: `{label} --severity` leaves out HIGH or CRITICAL")
     if "vuln" not in options.get("--scanners", "vuln").split(","):
-        problems.append(f"{where}: `{label} --scanners {options['--scanners']}` does not scan for vulnerabilities (vuln)")
+        problems.append(
+            f"{where}: `{label} --scanners {options['--scanners']}` does not scan for vulnerabilities (vuln)"
+        )
     missing = pkg_types - set(options.get("--pkg-types", "os,library").split(","))
     if missing:
         problems.append(f"{where}: `{label} --pkg-types` leaves out {', '.join(sorted(missing))} packages")
@@ -1351,11 +1356,13 @@ def _scan_unjudged(repo: Repository) -> tuple[Problems, list[str]]:
                        and "/" in w and repo.path(w.removeprefix("./")).is_file()]  # fmt: skip
             if scripts:
                 problems = gate_problems(pipeline, name, job, re.escape(scripts[0]), SCENARIOS)
-                problems.append(Verify(
-                    f"{pipeline.where(name)} scans through {scripts[0]}; check it runs `trivy image --image-src "
-                    "remote --exit-code 1 --severity HIGH,CRITICAL` on the <sha>-candidate and exits non-zero "
-                    "on a finding"
-                ))
+                problems.append(
+                    Verify(
+                        f"{pipeline.where(name)} scans through {scripts[0]}; check it runs `trivy image --image-src "
+                        "remote --exit-code 1 --severity HIGH,CRITICAL` on the <sha>-candidate and exits non-zero "
+                        "on a finding"
+                    )
+                )
                 return problems, [name]
     return [f"{PIPELINE}: no job scans the <sha>-candidate with `trivy image`"], []
 
@@ -1568,14 +1575,15 @@ def tf_6(repo: Repository) -> Problems:
 
 # TF-7: what each environment needs from the database module, by the module argument and the
 # variable the template passes to it.
-TF_7_ARGUMENTS = (
+TF_7_ARGUMENTS: tuple[tuple[str, str, dict[str, tuple[Callable[[Any], bool], str]]], ...] = (
     ("deletion_protection", "rds_deletion_protection", {"prod": (lambda v: v is True, "must be true")}),
     ("skip_final_snapshot", "rds_skip_final_snapshot", {
         "prod": (lambda v: v is False, "must be false, so a destroy keeps the data"),
         "dev": (lambda v: v is True, "must be true, or the nightly destroy stops"),
     }),
     ("backup_retention_period", "rds_backup_retention_days", {
-        "prod": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "must be 1 or more; prod keeps backups"),
+        "prod": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                 "must be 1 or more; prod keeps backups"),
     }),
 )  # fmt: skip
 
@@ -1602,10 +1610,12 @@ def tf_7(repo: Repository) -> Problems:
                 if isinstance(written, Expr) and written.text == f"var.{variable}":
                     value, source = sources.get(variable, (None, "nothing"))
                     if not good(value):
-                        shown = "not set" if value is None else f"{hcl(value)} (from {source})"
-                        problems.append(f"{where}/{env}.tfvars: {variable} is {shown}; {variable} {why}")
+                        shown = "not set" if value is None else f"{hcl(value)}, set by {source}"
+                        problems.append(f"{where}/{env}.tfvars: {variable} {why} ({variable} is {shown})")
                 elif isinstance(written, Expr):
-                    problems.append(Verify(f"{where}: the database's {argument} is `{written.text}`; in {env} it {why}"))
+                    problems.append(
+                        Verify(f"{where}: the database's {argument} is `{written.text}`; in {env} it {why}")
+                    )
                 elif not good(written):
                     problems.append(
                         f"{where}: the database module sets {argument} = {hcl(written)} for every environment; "
@@ -1718,8 +1728,8 @@ ESCALATING_GRANTS = (
      {"create", "update", "patch"}, "creates or changes workloads, which run with any ServiceAccount"),
     ({"pods/exec", "pods/attach", "nodes/proxy", "serviceaccounts/token"}, {"create", "get"},
      "execs into pods or mints tokens"),
-    ({"roles", "clusterroles", "rolebindings", "clusterrolebindings"}, {"escalate", "bind", "create", "update", "patch"},
-     "writes RBAC, so it can grant itself anything"),
+    ({"roles", "clusterroles", "rolebindings", "clusterrolebindings"},
+     {"escalate", "bind", "create", "update", "patch"}, "writes RBAC, so it can grant itself anything"),
     ({"users", "groups", "serviceaccounts"}, {"impersonate"}, "impersonates other identities"),
 )  # fmt: skip
 
@@ -1731,7 +1741,10 @@ def _escalations(role: dict[str, Any]) -> list[str]:
         for dangerous, risky_verbs, why in ESCALATING_GRANTS:
             hit = sorted(resources & dangerous)
             if hit and verbs & risky_verbs:
-                found.append(f"{why} ({', '.join(sorted(verbs & risky_verbs))} on {', '.join(hit)}); grant only what the app needs")
+                found.append(
+                    f"{why} ({', '.join(sorted(verbs & risky_verbs))} on {', '.join(hit)}); "
+                    "grant only what the app needs"
+                )
     return list(dict.fromkeys(found))
 
 
@@ -1894,7 +1907,10 @@ def sec_1(repo: Repository) -> Problems:
         "trivy fs": (trivy_command("fs"), on_change_and_audit),
         "semgrep": (r"semgrep( scan)?\b[^\n]*--error", on_change_and_audit),
         # The candidate scan is CI-4's; this is the nightly rescan of what is deployed.
-        "trivy image of the deployed image": (trivy_command("image"), {"the audit schedule": schedule_scenario("audit")}),
+        "trivy image of the deployed image": (
+            trivy_command("image"),
+            {"the audit schedule": schedule_scenario("audit")},
+        ),
     }
     for label, (command, scenarios) in audits.items():
         jobs = [(n, j) for n, j in jobs_running(repo, command) if "-candidate" not in pipeline.script(j)]
@@ -2354,7 +2370,13 @@ ESCALATING_ACTIONS = frozenset(
 )  # fmt: skip
 # AWS managed policies that grant (nearly) everything, or all of IAM.
 ADMIN_MANAGED_POLICY = re.compile(r"arn:aws:iam::aws:policy/(AdministratorAccess|PowerUserAccess|IAMFullAccess)\b")
-POLICY_RESOURCES = ("aws_iam_role_policy", "aws_iam_policy", "aws_iam_user_policy", "aws_iam_group_policy", "aws_iam_role")
+POLICY_RESOURCES = (
+    "aws_iam_role_policy",
+    "aws_iam_policy",
+    "aws_iam_user_policy",
+    "aws_iam_group_policy",
+    "aws_iam_role",
+)
 
 
 def resolved_words(value: Any, locals_: dict[str, Any], depth: int = 0) -> list[str]:
@@ -2415,6 +2437,29 @@ def iam_1(repo: Repository) -> Problems:
     return problems
 
 
+def _resource_policies(repo: Repository) -> Problems:
+    """Policies written in the resources themselves, and AWS managed policies attached, in both stacks."""
+    problems = []
+    for stack in ("persistent", "ephemeral"):
+        stack_locals = repo.stack(stack).attributes
+        for block in repo.stack(stack).blocks:
+            if block.type != "resource" or len(block.labels) < 2:
+                continue
+            address = f"infra/terraform/{stack}: {block.labels[0]}.{block.labels[1]}"
+            if block.labels[0] in POLICY_RESOURCES:
+                policies = [block.body.get("policy")] + [b.get("policy") for b in block.body.children("inline_policy")]
+                for statement in (st for policy in policies for st in statements(policy)):
+                    if statement.get("Effect") == "Allow":
+                        label = f"{address}: statement {statement.get('Sid') or '(no Sid)'}"
+                        problems += _wide_grants(label, statement, stack_locals)
+            for arn in resolved_words(
+                [block.body.get("policy_arn"), block.body.get("managed_policy_arns")], stack_locals
+            ):
+                if ADMIN_MANAGED_POLICY.match(arn):
+                    problems.append(f"{address} attaches {arn}; attach a policy listing the actions the jobs need")
+    return problems
+
+
 @check("IAM-2")
 def iam_2(repo: Repository) -> Problems:
     problems = []
@@ -2430,22 +2475,7 @@ def iam_2(repo: Repository) -> Problems:
                 continue
             problems += _wide_grants(f"{where}: local.{name}: statement {statement.get('Sid') or '(no Sid)'}",
                                      statement, locals_)  # fmt: skip
-    # Policies written in the resources themselves, and AWS managed policies attached, in both stacks.
-    for stack in ("persistent", "ephemeral"):
-        stack_locals = repo.stack(stack).attributes
-        for block in repo.stack(stack).blocks:
-            if block.type != "resource" or len(block.labels) < 2:
-                continue
-            address = f"infra/terraform/{stack}: {block.labels[0]}.{block.labels[1]}"
-            if block.labels[0] in POLICY_RESOURCES:
-                policies = [block.body.get("policy")] + [b.get("policy") for b in block.body.children("inline_policy")]
-                for statement in (st for policy in policies for st in statements(policy)):
-                    if statement.get("Effect") == "Allow":
-                        label = f"{address}: statement {statement.get('Sid') or '(no Sid)'}"
-                        problems += _wide_grants(label, statement, stack_locals)
-            for arn in resolved_words([block.body.get("policy_arn"), block.body.get("managed_policy_arns")], stack_locals):
-                if ADMIN_MANAGED_POLICY.match(arn):
-                    problems.append(f"{address} attaches {arn}; attach a policy listing the actions the jobs need")
+    problems += _resource_policies(repo)
     removal = [
         st for st in statements(locals_.get("deny_boundary_removal"))
         if st.get("Effect") == "Deny" and "iam:DeleteRolePermissionsBoundary" in words_of(st.get("Action"))
@@ -2535,7 +2565,7 @@ def _cni_configurations(repo: Repository) -> list[Any]:
     if not isinstance(addon, dict) or "configuration_values" not in addon:
         return [None]
     locals_ = repo.stack("ephemeral").attributes
-    pending, found = [addon["configuration_values"]], []
+    pending, found = [addon["configuration_values"]], list[Any]()
     while pending and len(found) < 20:
         value = pending.pop()
         if isinstance(value, Expr) and re.fullmatch(r"local\.\w+", value.text):
@@ -2575,8 +2605,8 @@ def net_1(repo: Repository) -> Problems:
             for policy in selecting:
                 spec = policy.get("spec") or {}
                 for direction, peers in (("ingress", "from"), ("egress", "to")):
-                    for rule in as_list(spec.get(direction)):
-                        rule = rule or {}
+                    for written in as_list(spec.get(direction)):
+                        rule = written or {}
                         if rule.get("ports"):
                             continue
                         wide = [why for peer in as_list(rule.get(peers)) if (why := _open_peer(peer or {}))]
