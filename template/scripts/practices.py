@@ -164,10 +164,13 @@ class Pipeline:
                 self.origin[key] = name if key not in self.origin else f"{self.origin[key]} (+ {name})"
 
     def _local_files(self, pattern: str) -> list[str]:
-        """The files an `include: local` names; `*` matches within a folder, `**` across folders."""
+        """The files an `include: local` names, with GitLab's wildcard grammar
+        (Repository#search_files_by_wildcard_path): `**/` any folders or none, `**` anything, `*`
+        anything but `/`."""
         if "*" not in pattern:
             return [pattern]
-        regex = re.compile(re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*"))
+        escaped = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        regex = re.compile(escaped)
         found = [
             path.relative_to(self.root).as_posix()
             for path in files_named(self.root, "*")
