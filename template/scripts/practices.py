@@ -960,7 +960,7 @@ def _masking(  # noqa: PLR0911, PLR0913, PLR0917 - one return per way a shell dr
         operator, next_command = segments[index]
         continued += [str(operator), *next_command]
         final = False
-        if operator == "||" and failed:
+        if (operator == "||") == failed:  # `&&` runs the next command after a success, `||` after a failure
             failed, final = _fails(next_command), True
         index += 1
     if not failed:
@@ -996,7 +996,7 @@ COMMAND_POSITION = SHELL_OPERATORS | {"$(", "`", "(", "{", "then", "do", "else",
 def trivy_runs(script: str, subcommand: str) -> list[tuple[dict[str, str], list[str]]]:
     """(options, arguments) of every `trivy <subcommand>` the script runs as a command."""
     runs = []
-    for line in script.splitlines():
+    for line in script.replace("\\\n", " ").splitlines():
         words = shell_words(line)
         for i, word in enumerate(words):
             previous = words[i - 1] if i else ";"
@@ -1355,7 +1355,7 @@ def _scan_unjudged(repo: Repository) -> tuple[Problems, list[str]]:
             continue
         for line in pipeline.lines(job):
             words = shell_words(line)
-            scripts = [w for i, w in enumerate(words) if (not i or words[i - 1] in COMMAND_POSITION)
+            scripts = [w for i, w in enumerate(words) if (not i or words[i - 1] in COMMAND_POSITION | {"sh", "bash"})
                        and "/" in w and repo.path(w.removeprefix("./")).is_file()]  # fmt: skip
             if scripts:
                 problems = gate_problems(pipeline, name, job, re.escape(scripts[0]), SCENARIOS)
