@@ -139,6 +139,10 @@ MUTANTS: list[Mutant] = [
            SCAN_OPTIONS.replace("--scanners vuln", "--scanners secret"), "does not scan for vulnerabilities"),
     mutant("CI-4", "the scan reads OS packages only", CI, SCAN_OPTIONS,
            SCAN_OPTIONS.replace("--pkg-types os,library", "--pkg-types os"), "leaves out library packages"),
+    Mutant("CI-4", "the scan's report kept in an exported variable", (
+        Edit(CI, "    - trivy image --image-src remote", '    - export TRIVY_REPORT="$(trivy image --image-src remote'),
+        Edit(CI, SCAN, SCAN + ')"'),
+    ), "inside a quoted string"),
     # --- CI-5 -------------------------------------------------------------------------------
     mutant("CI-5", "Kaniko without the empty entrypoint", CI,
            '-debug@sha256:d6d74217dc077acfd3094992e917c357080a2d3fdd1042a49e34e29a7e57c572\n    entrypoint: [""]\n',
@@ -216,6 +220,9 @@ MUTANTS: list[Mutant] = [
     mutant("K8S-1", "prod patch removes the readiness probe", PROD, PROD_APP_PATCH,
            "            containers:\n              - name: app\n                readinessProbe: null\n                resources:\n",
            "deploy/k8s/overlays/prod: Deployment"),
+    mutant("K8S-1", "prod JSON patch removes the liveness probe", PROD, "patches:\n", json_patch(
+        "Deployment", "{slug}", "- op: remove\n  path: /spec/template/spec/containers/0/livenessProbe"),
+        "container app has no HTTP livenessProbe"),
     mutant("K8S-1", "liveness checks the database", DEPLOYMENT, "          livenessProbe:\n            httpGet:\n              path: /health\n",
            "          livenessProbe:\n            httpGet:\n              path: /ready\n", "livenessProbe is GET /ready"),
     # --- K8S-2 ------------------------------------------------------------------------------
