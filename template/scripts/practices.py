@@ -886,6 +886,9 @@ def masked(lines: list[str], command: str) -> list[str]:
     """
     problems = []
     errexit, pipefail = True, True
+    # A multi-line block is a list of commands, one per line (a newline ends a command as `;`
+    # does); a backslash-newline continues the line.
+    lines = [part for block in lines for part in block.replace("\\\n", " ").splitlines() if part.strip()]
     for number, line in enumerate(lines):
         words = shell_words(line)
         if re.search(command, line):
@@ -942,7 +945,10 @@ def _masking(  # noqa: PLR0911, PLR0913, PLR0917 - one return per way a shell dr
     assignment = len(before) == 2 and re.fullmatch(r"\w+=", before[0] or "") and before[1] == "$("
     if ("$(" in before or before.count("`") % 2) and not assignment:
         return [f"{shown} runs the command in a command substitution whose status is dropped"]
-    if any(word in {"!", "if", "while", "until", "elif"} for word in before):
+    # Only the words since the last `then`, `do` or `else` decide: the body of an if or a loop runs
+    # under errexit, its condition does not.
+    body = max((i + 1 for i, word in enumerate(before) if word in {"then", "do", "else"}), default=0)
+    if any(word in {"!", "if", "while", "until", "elif"} for word in before[body:]):
         return [f"{shown} negates or tests the command, so its failure does not stop the job"]
     segments = _segments(rest)
     index = 1
