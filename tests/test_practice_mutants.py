@@ -60,6 +60,9 @@ PERSISTENT = "infra/terraform/persistent"
 EPHEMERAL = "infra/terraform/ephemeral"
 SCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate@${digest}"'
 RESCAN = '--ignorefile .trivyignore.yaml --cache-dir .cache/trivy "${image}"'
+# promote-image: what it needs, and the rule that runs it on the default branch.
+PROMOTE_NEEDS = "  needs: [build-image, scan-image]\n"
+PROMOTE_RULE = "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n  script:\n    - *candidate-digest"
 KANIKO = "ghcr.io/osscontainertools/kaniko:v1.28.5-debug@sha256:d6d74217dc077acfd3094992e917c357080a2d3fdd1042a49e34e29a7e57c572"
 PROD_APP_PATCH = "            containers:\n              - name: app\n                resources:\n"
 DEV = "deploy/k8s/overlays/dev/kustomization.yaml"
@@ -108,30 +111,31 @@ MUTANTS: list[Mutant] = [
     mutant("CI-4", "a rule making the scan manual on branches", CI, "  needs: [build-image]\n",
            "  needs: [build-image]\n  rules:\n    - if: $CI_COMMIT_BRANCH\n      when: manual\n    - when: on_success\n",
            "`when: manual` in a push to the default branch"),
-    mutant("CI-4", "set +e before the scan", CI, "  script:\n    - trivy image --image-src remote",
-           "  script:\n    - set +e\n    - trivy image --image-src remote", "after `set +e`"),
+    mutant("CI-4", "set +e before the scan", CI, "    - trivy image --image-src remote",
+           "    - set +e\n    - trivy image --image-src remote", "after `set +e`"),
     mutant("CI-4", "exit code 0", CI, SCAN, SCAN.replace("--exit-code 1", "--exit-code 0"), "without --exit-code 1"),
     Mutant("CI-4", "the scan in an if that only warns", (
         Edit(CI, "    - trivy image --image-src remote", "    - if ! trivy image --image-src remote"),
         Edit(CI, SCAN, SCAN + '; then echo "vulnerabilities found, see the log"; fi'),
     ), "negates or tests the command"),
-    mutant("CI-4", "promote needs the scan as optional", CI, "  needs: [scan-image]\n  script:\n    - candidate=",
-           "  needs: [{job: scan-image, optional: true}]\n  script:\n    - candidate=", "needs the scan as optional"),
+    mutant("CI-4", "promote needs the scan as optional", CI, PROMOTE_NEEDS,
+           "  needs: [build-image, {job: scan-image, optional: true}]\n", "needs the scan as optional"),
     mutant("CI-4", "HIGH dropped from the severities", CI, "--pkg-types os,library --severity HIGH,CRITICAL\n"
-           "      --ignore-unfixed --exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      \"${IMAGE_NAME}:${CI_COMMIT_SHA}",
+           "      --ignore-unfixed --exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      \"${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}",
            "--pkg-types os,library --severity CRITICAL\n      --ignore-unfixed --exit-code 1 --ignorefile "
-           ".trivyignore.yaml --cache-dir .cache/trivy\n      \"${IMAGE_NAME}:${CI_COMMIT_SHA}", "leaves out HIGH"),
+           ".trivyignore.yaml --cache-dir .cache/trivy\n      \"${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}", "leaves out HIGH"),
     # Issue 14 review: gates disabled in ways the first report did not know.
     mutant("CI-4", "the scan followed by && echo ok || echo warn", CI, SCAN,
            SCAN + ' && echo "image is clean" || echo "vulnerabilities found, see the log above"', "continues with `&& echo"),
     mutant("CI-4", "allow_failure through a YAML merge key", CI, "\nscan-image:\n",
            "\n.lenient: &lenient\n  allow_failure: true\n\nscan-image:\n  <<: *lenient\n", "allows failure"),
-    mutant("CI-4", "promote always on the default branch", CI, "  needs: [scan-image]\n",
-           "  needs: [scan-image]\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n      when: never\n"
-           "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n      when: always\n    - when: on_success\n",
+    mutant("CI-4", "promote always on the default branch", CI, PROMOTE_RULE, PROMOTE_RULE.replace(
+           "\n  script:", "\n      when: always\n  script:"), "promotes after a failed scan"),
+    # A rule without `when` takes the job's (GitLab Ci::Build::Rules, default_when): always here.
+    mutant("CI-4", "promote `when: always` at the job level", CI, PROMOTE_NEEDS, PROMOTE_NEEDS + "  when: always\n",
            "promotes after a failed scan"),
-    mutant("CI-4", "promote on_failure in merge requests", CI, "  needs: [scan-image]\n",
-           "  needs: [scan-image]\n  rules:\n    - if: $CI_MERGE_REQUEST_IID\n      when: on_failure\n    - when: on_success\n",
+    mutant("CI-4", "promote on_failure in merge requests", CI, PROMOTE_NEEDS + "  rules:\n",
+           PROMOTE_NEEDS + "  rules:\n    - if: $CI_MERGE_REQUEST_IID\n      when: on_failure\n",
            "`when: on_failure` in a merge request"),
     mutant("CI-4", "the severity shortened to -s CRITICAL", CI, SCAN_OPTIONS,
            SCAN_OPTIONS.replace("--severity HIGH,CRITICAL", "-s CRITICAL"), "leaves out HIGH"),
@@ -459,9 +463,6 @@ VARIANTS: list[Variant] = [
     Variant("the scan piped to tee, its status checked through pipefail", (
         Edit(CI, SCAN, SCAN + ' | tee trivy.txt; test "${PIPESTATUS[0]}" -eq 0 || echo "see trivy.txt"'),
     )),
-    Variant("promote `when: always` under a rule that sets when: on_success", (
-        Edit(CI, "  needs: [scan-image]\n", "  needs: [scan-image]\n  when: always\n"),
-    )),
     Variant("the preStop sleep as an exec of sleep", (
         Edit(DEPLOYMENT, PRESTOP, '            preStop:\n              exec:\n                command: ["sleep", "20"]\n'),
     )),
@@ -475,8 +476,8 @@ VARIANTS: list[Variant] = [
              "  name: default-deny\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n"),
     )),
     Variant("the scan moved into a script of the repository", (
-        Edit(CI, "re:    - trivy image --image-src remote [^\\n]*\\n[^\\n]*\\n[^\\n]*-candidate\"\\n",
-             '    - scripts/scan-image "${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"\n'),
+        Edit(CI, "re:    - trivy image --image-src remote [^\\n]*\\n[^\\n]*\\n[^\\n]*-candidate@\\$\\{digest\\}\"\\n",
+             '    - scripts/scan-image "${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate@${digest}"\n'),
         Edit("scripts/scan-image", None, "#!/bin/sh\nset -eu\nexec trivy image --image-src remote --scanners vuln "
              "--pkg-types os,library --severity HIGH,CRITICAL \\\n  --ignore-unfixed --exit-code 1 --ignorefile "
              ".trivyignore.yaml --cache-dir .cache/trivy \"$1\"\n"),
