@@ -15,7 +15,7 @@ from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.rate_limit import RateLimiter
-from app.core.security import OverloadedError, PasswordHasher, argon2id
+from app.core.security import OverloadedError, PasswordHasher, VerifiedTokens, argon2id
 from app.db.session import create_db_engine
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready_engine = ready_engine
     app.state.ready_executor = ready_executor
     app.state.hasher = hasher
+    app.state.tokens = VerifiedTokens(
+        settings.secret_key.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
     app.state.limiter = limiter
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(OverloadedError, overloaded_handler)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.rate_limit import RateLimiter
-from app.core.security import InvalidTokenError, PasswordHasher, decode_access_token
+from app.core.security import InvalidTokenError, PasswordHasher, VerifiedTokens
 from app.models import User
 from app.schemas.user import UserRead
 
@@ -61,12 +61,12 @@ def user_named(engine: Engine, username: str) -> UserRead | None:
 
 async def get_current_user(
     request: Request,
-    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserRead:
-    """The user the bearer token names. Checking the token never blocks, so it runs on the event loop;
-    only the SELECT goes to the thread pool: one hop per request, where a `def` dependency on a
-    session dependency costs three (the session, its closing, this function)."""
+    """The user the bearer token names. Checking the token never blocks, so it runs on the event loop
+    (a token already verified is not checked again until it expires, app/core/security.py
+    VerifiedTokens); only the SELECT goes to the thread pool: one hop per request, where a `def`
+    dependency on a session dependency costs three (the session, its closing, this function)."""
     unauthorized = HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail="Missing, invalid or expired token",
@@ -74,13 +74,9 @@ async def get_current_user(
     )
     if credentials is None:
         raise unauthorized
+    tokens: VerifiedTokens = request.app.state.tokens
     try:
-        username = decode_access_token(
-            credentials.credentials,
-            settings.secret_key.get_secret_value(),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        username = tokens.subject(credentials.credentials)
     except InvalidTokenError:
         raise unauthorized from None
     # The autocommit engine: one round trip for the one SELECT (app/main.py).
