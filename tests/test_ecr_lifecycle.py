@@ -1,9 +1,11 @@
-"""ECR-1: the service repository's lifecycle policy, evaluated with ECR's documented semantics.
+"""ECR-1: the lifecycle policies of both image repositories, evaluated with ECR's documented semantics.
 
-The policy is rendered by Terraform itself (tests/terraform_eval.py) and then applied, by the
+The policies are rendered by Terraform itself (tests/terraform_eval.py) and then applied, by the
 rules of the ECR user guide ("Lifecycle policies", "Lifecycle policy properties"), to the tag sets
-the pipeline produces: `<sha>-candidate` from build-image, `<sha>` and, on the default branch,
-`latest` added by promote-image to the same manifest, the candidate tag kept.
+the pipeline produces. The candidates repository holds `<sha>-candidate` from build-image. The
+service repository holds `<sha>` and `latest`, which promote-image copies in from there, and
+`deployed-prod`, which the prod deploy moves; it also holds what pipelines before release 0.2.0
+left there: candidates, and promoted images that kept their candidate tag.
 
 Semantics applied (ECR user guide):
 - rules run in rulePriority order, lowest first; `tagStatus: any` must be last;
@@ -87,8 +89,7 @@ def _shas() -> list[str]:
     return [body + a + b for a in HEX for b in HEX]
 
 
-@pytest.fixture()
-def policy(service: Path) -> dict:
+def _rendered(service: Path, name: str) -> dict:
     stack = service / "infra" / "terraform" / "persistent"
     answers = answers_of(service)
     variables = {
@@ -98,16 +99,29 @@ def policy(service: Path) -> dict:
         "gitlab_project_path": answers["gitlab_project_path"],
         "base_domain": answers["base_domain"],
     }
-    rendered = evaluate_locals(stack, ["lifecycle.tf"], ["service_lifecycle_policy"], variables)
-    return json.loads(rendered["service_lifecycle_policy"])
+    rendered = evaluate_locals(stack, ["lifecycle.tf"], [name], variables)
+    return json.loads(rendered[name])
+
+
+@pytest.fixture()
+def policy(service: Path) -> dict:
+    return _rendered(service, "service_lifecycle_policy")
+
+
+@pytest.fixture()
+def candidates_policy(service: Path) -> dict:
+    return _rendered(service, "candidates_lifecycle_policy")
 
 
 def test_pipeline_still_produces_the_tags_this_policy_knows(service: Path) -> None:
     text = (service / ".gitlab-ci.yml").read_text()
-    assert '--destination "${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"' in text, "ECR-1: build pushes <sha>-candidate"
-    assert 'tags="${CI_COMMIT_SHA}"' in text and 'tags="${tags} latest"' in text, (
-        "ECR-1: promote adds <sha> and latest; the lifecycle policy was written for these tags"
+    assert '--destination "${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate"' in text, (
+        "ECR-1: build pushes <sha>-candidate to the candidates repository")
+    assert 'for tag in "${CI_COMMIT_SHA}" latest; do' in text, (
+        "ECR-1: promote writes <sha> and latest; the lifecycle policy was written for these tags"
     )
+    assert "--image-tag deployed-prod" in (service / "scripts" / "k8s-deploy").read_text(), (
+        "ECR-1: the prod deploy moves deployed-prod, which sits on a promoted <sha>")
 
 
 def test_ecr1_unpromoted_candidates_and_untagged_expire_promoted_never(policy: dict) -> None:
@@ -120,16 +134,38 @@ def test_ecr1_unpromoted_candidates_and_untagged_expire_promoted_never(policy: d
             Image(f"fresh-candidate-{sha}", frozenset({f"{sha}-candidate"}), max(days - 1, 0)),
             Image(f"promoted-{sha}", frozenset({f"{sha}-candidate", sha}), 900),
             Image(f"latest-{sha}", frozenset({f"{sha}-candidate", sha, "latest"}), 400),
+            # What promote-image writes since release 0.2.0: a copy without the candidate tag.
+            Image(f"promoted-copy-{sha}", frozenset({sha}), 900),
+            Image(f"prod-copy-{sha}", frozenset({sha, "deployed-prod"}), 800),
+            Image(f"latest-copy-{sha}", frozenset({sha, "latest"}), 300),
         ]
     images += [Image(f"untagged-{n}", frozenset(), 3 + n) for n in range(5)]
     expired = expired_by(policy, images)
-    kept_promoted = {i.name for i in images if i.name.startswith(("promoted-", "latest-"))} & expired
+    kept_promoted = {i.name for i in images if i.name.startswith(("promoted-", "latest-", "prod-"))} & expired
     assert not kept_promoted, f"ECR-1: deployed images would expire: {sorted(kept_promoted)[:5]}"
     wanted = {i.name for i in images if i.name.startswith(("old-candidate-", "untagged-"))}
     assert expired == wanted, (
         f"ECR-1: expected exactly the unpromoted old candidates and untagged images; "
         f"missing {sorted(wanted - expired)[:5]}, extra {sorted(expired - wanted)[:5]}"
     )
+
+
+def test_ecr1_candidates_repository_expires_every_candidate_and_nothing_young(candidates_policy: dict,
+                                                                             policy: dict) -> None:
+    """Nothing deploys from the candidates repository, so everything there goes after the
+    retention, tagged or not; a candidate is promoted within its pipeline, long before that."""
+    (rule,) = candidates_policy["rules"]
+    days = rule["selection"]["countNumber"]
+    assert days >= 1, "ECR-1: a candidate must outlive the pipeline that scans and promotes it"
+    images = []
+    for sha in _shas():
+        images += [Image(f"old-{sha}", frozenset({f"{sha}-candidate"}), days + 1),
+                   Image(f"fresh-{sha}", frozenset({f"{sha}-candidate"}), days - 1)]
+    images += [Image("old-untagged", frozenset(), days + 1), Image("fresh-untagged", frozenset(), 0)]
+    expired = expired_by(candidates_policy, images)
+    assert expired == {i.name for i in images if i.name.startswith("old-")}, sorted(expired)[:5]
+    retention = next(r for r in policy["rules"] if "*-candidate" in r["selection"].get("tagPatternList", []))
+    assert days == retention["selection"]["countNumber"], "one retention for candidates, wherever they are"
 
 
 def test_ecr1_evaluator_catches_the_rule_that_deleted_promoted_images() -> None:

@@ -61,12 +61,13 @@ def world(service: Path) -> dict:
         "gitlab_project_path": answers["gitlab_project_path"],
         "base_domain": answers["base_domain"],
     }
-    names = ["build_policy", "terraform_policies", "persistent_policy", "boundary_policies", "boundary_arns",
+    names = ["build_policy", "promote_policy", "terraform_policies", "persistent_policy", "boundary_policies", "boundary_arns",
              "prod_plan_policy", "trust_policies"]
     rendered = evaluate_locals(service / "infra" / "terraform" / "persistent", ["ci_policies.tf"], names, variables,
                                inputs={"hosted_zone_arn": zone})
     policies = {
         "build": [rendered["build_policy"]],
+        "promote": [rendered["promote_policy"]],
         "dev": [rendered["terraform_policies"]["dev"]],
         "prod": [rendered["terraform_policies"]["prod"], rendered["persistent_policy"]],
         "prod-plan": [rendered["prod_plan_policy"]],
@@ -368,7 +369,7 @@ def cases(w: dict) -> list[Case]:
              role("aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"), ALLOW, "EKS service-linked role",
              {"iam:AWSServiceName": "eks.amazonaws.com"}),
         Case("dev", "iam:CreatePolicy", f"arn:aws:iam::{a}:policy/{s}-dev-ExternalSecrets", ALLOW, "module policy"),
-        Case("prod", "ecr:PutImage", repo, ALLOW, "promotion from the default branch is possible"),
+        Case("prod", "ecr:PutImage", repo, ALLOW, "the prod deploy moves deployed-prod (SEC-1)"),
         # --- IAM-2: roles and policies only under a boundary no CI role can remove ---------------------
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role without boundary"),
         Case("dev", "iam:CreateRole", role(f"{s}-dev-x"), DENY, "role under the permissive CI boundary", ci_boundary),
@@ -537,6 +538,10 @@ def _assume_with_web_identity(w: dict, role: str, sub: str, aud: str = "sts.amaz
     ("dev", "ref_type:branch:ref:feature", ALLOW),
     ("dev", "ref_type:tag:ref:v1.0.0", DENY),
     ("build", "ref_type:tag:ref:v1.0.0", ALLOW),
+    ("promote", "ref_type:branch:ref:main", ALLOW),
+    ("promote", "ref_type:branch:ref:feature", DENY),
+    ("promote", "ref_type:branch:ref:main-copy", DENY),
+    ("promote", "ref_type:tag:ref:main", DENY),
 ])
 def test_ci1_trust_policies_as_sts_decides_them(world: dict, role: str, ref: str, expected: str) -> None:
     """CI-1, IAM-1: only pipelines of the default branch assume prod-plan (and prod); the main
@@ -672,14 +677,42 @@ def test_iam1_iam2_containment_table(world: dict) -> None:
     assert not wrong, "IAM-1/IAM-2 violated:\n" + "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "IAM-1 gap the pipeline must close: promote-image runs with the build role, which any ref assumes; ECR has "
-    "no condition key on the image tag, so an IAM policy cannot tell <sha>-candidate from <sha>. Promotion "
-    "must move to the prod role (default branch only) and candidates to a repository of their own."))
 def test_iam1_only_the_default_branch_writes_a_deployable_tag(world: dict) -> None:
-    repo = f"arn:aws:ecr:{world['region']}:{world['account']}:repository/{world['slug']}"
-    table = [Case("build", "ecr:PutImage", repo, DENY, "any ref writes <sha> or latest without a scan")]
-    assert _simulate(world, table)[0]["result"] != "Allowed", "build role (any ref) can write <sha>/latest"
+    """IAM-1, CI-4: ECR has no condition key on the image tag, so a role that may PutImage in a
+    repository may write any tag there. The line is drawn by repository: every ref's build role
+    writes candidates, only the promote role (default branch, test below) writes the service's."""
+    s, a, r = world["slug"], world["account"], world["region"]
+    repo = f"arn:aws:ecr:{r}:{a}:repository/{s}"
+    candidates = f"arn:aws:ecr:{r}:{a}:repository/{s}-candidates"
+    cache = f"arn:aws:ecr:{r}:{a}:repository/{s}/cache"
+    push = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"]
+    table = [
+        *[Case("build", action, repo, DENY, "any ref writes <sha> or latest without a scan") for action in push],
+        *[Case("dev", action, repo, DENY, "any branch, through the dev role") for action in push],
+        Case("prod-plan", "ecr:PutImage", repo, DENY, "read only"),
+        Case("dev-made-admin", "ecr:PutImage", repo, DENY, "escalation: a role of dev's making"),
+        *[Case("build", action, candidates, ALLOW, "build-image pushes <sha>-candidate from any ref") for action in push],
+        Case("build", "ecr:PutImage", cache, ALLOW, "Kaniko's layer cache"),
+        Case("build", "ecr:BatchGetImage", repo, ALLOW, "the nightly rescan reads the deployed image (SEC-1)"),
+        Case("build", "ecr:GetDownloadUrlForLayer", repo, ALLOW, "Trivy pulls the deployed image's layers"),
+        Case("build", "ecr:DeleteRepository", candidates, DENY, "build deletes nothing"),
+        *[Case("promote", action, repo, ALLOW, "the promote job copies the scanned candidate in") for action in push],
+        Case("promote", "ecr:GetDownloadUrlForLayer", candidates, ALLOW, "reads the candidate's layers"),
+        Case("promote", "ecr:BatchGetImage", candidates, ALLOW, "reads the candidate's manifest by digest"),
+        Case("promote", "ecr:PutImage", candidates, DENY, "it reads candidates, never writes them"),
+        Case("promote", "ecr:PutImage", cache, DENY, "nor the cache"),
+        Case("promote", "ecr:DeleteRepository", repo, DENY, "nor deletes"),
+        Case("promote", "ecr:PutLifecyclePolicy", repo, DENY, "nor the lifecycle (persistent stack)"),
+        Case("promote", "ecr:PutImage", f"arn:aws:ecr:{r}:{a}:repository/other-service", DENY, "another service"),
+        Case("promote", "s3:GetObject", f"arn:aws:s3:::{s}-tfstate-{a}/ephemeral/prod/terraform.tfstate", DENY,
+             "no state"),
+        Case("promote", "sts:AssumeRole", f"arn:aws:iam::{a}:role/{s}-gitlab-prod", DENY, "no hop to prod"),
+    ]
+    results = _simulate(world, table)
+    wrong = [f"{c.principal} {c.action} {c.resource}: {res['result']}, expected {c.expected} ({c.why})"
+             for c, res in zip(table, results, strict=True)
+             if (ALLOW if res["result"] == "Allowed" else DENY) != c.expected]
+    assert not wrong, "IAM-1: deployable tags\n" + "\n".join(wrong)
 
 
 def test_simulator_sees_the_release_0_1_0_escalation(world: dict) -> None:

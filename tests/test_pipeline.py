@@ -54,6 +54,7 @@ DERIVED = [
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "ECR_REGISTRY",
     "IMAGE_NAME",
+    "CANDIDATE_IMAGE",
 ]
 FIXTURE_TODAY = "2026-11-01"
 
@@ -274,16 +275,19 @@ def test_a_commit_built_twice_pushes_the_same_candidate(expanded: dict[str, Any]
     """
     script = script_text(jobs(expanded)["build-image"])
     assert "--reproducible" in script, "Kaniko stamps the build time unless --reproducible: every rebuild differs"
-    assert "--push-ignore-immutable-tag-errors" in script, "a rebuild's push to the existing candidate tag fails"
+    assert '--digest-file "${CI_PROJECT_DIR}/candidate.digest"' in script, (
+        "the scan and the promote must read the digest this build made, not a tag any ref can push (IAM-1)")
+    assert "candidate.digest" in jobs(expanded)["build-image"]["artifacts"]["paths"]
 
 
 def test_build_pushes_only_a_candidate_with_an_ecr_cache(expanded: dict[str, Any]) -> None:
     script = script_text(jobs(expanded)["build-image"])
     destinations = re.findall(r"--destination[ =](\S+)", script)
-    assert destinations == ['"${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"'], (
+    assert destinations == ['"${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate"'], (
         f"the build pushes only <sha>-candidate, never a deployable tag (CI-4): {destinations}"
     )
-    assert "--cache=true" in script and '--cache-repo "${IMAGE_NAME}/cache"' in script, "layer cache in ECR (CI-3)"
+    assert '--cache="${cache}"' in script and "cache=true" in script, "layer cache in ECR (CI-3)"
+    assert '--cache-repo "${IMAGE_NAME}/cache"' in script, "the cache repository the persistent stack creates (CI-3)"
 
 
 def test_scan_blocks_on_high_and_critical(expanded: dict[str, Any]) -> None:
@@ -295,7 +299,7 @@ def test_scan_blocks_on_high_and_critical(expanded: dict[str, Any]) -> None:
         "--severity HIGH,CRITICAL",
         "--ignore-unfixed",
         "--ignorefile .trivyignore.yaml",
-        '"${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"',
+        '"${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate@${digest}"',
     ):
         assert flag in script, f"scan-image lacks `{flag}` (CI-4)"
 
@@ -304,6 +308,7 @@ def test_promote_needs_the_scan(expanded: dict[str, Any]) -> None:
     every = jobs(expanded)
     needs = [n["job"] if isinstance(n, dict) else n for n in every["promote-image"].get("needs", [])]
     assert "scan-image" in needs, "promote-image must need scan-image: never tag an unscanned image (CI-4)"
+    assert "build-image" in needs, "promote-image reads the digest build-image made (candidate.digest)"
     assert "build-image" in [n["job"] if isinstance(n, dict) else n for n in every["scan-image"].get("needs", [])]
     script = script_text(every["promote-image"])
     assert "put-image" in script or "crane" in script, "promotion adds tags without Docker (CI-4)"
@@ -314,7 +319,9 @@ def test_deploys_use_the_promoted_sha_tag(service: Path, expanded: dict[str, Any
     deploys = {name: job for name, job in jobs(expanded).items() if job.get("stage") == "deploy"}
     assert deploys, "no deploy job"
     for name, job in deploys.items():
-        text = script_text(job)
+        # The job's own script and what it calls; .aws-oidc's before_script names the candidates
+        # repository for every job that reaches AWS, which deploys nothing.
+        text = "\n".join(str(line) for line in job.get("script") or [])
         for called in re.findall(r"(scripts/[\w.-]+)", text):
             body = (service / called).read_text()
             text += "\n" + "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("#"))
@@ -356,35 +363,39 @@ def run_shell_job(repo: Path, args: list[str], env: dict[str, str]) -> subproces
                           text=True, capture_output=True, timeout=600, check=False)
 
 
-def id_token(sha: str) -> str:
+def id_token(sha: str, **claims: Any) -> str:
     """A token shaped like GitLab's OIDC ID token (header.payload.signature, base64url without
     padding), carrying the `sha` claim GitLab documents. Unsigned: the fakes never verify it."""
     def part(claims: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     return ".".join([part({"alg": "RS256", "typ": "JWT"}),
-                     part({"aud": "sts.amazonaws.com", "sha": sha, "ref": "main", "ref_type": "branch"}),
+                     part({"aud": "sts.amazonaws.com", "sha": sha, "ref": "main", "ref_type": "branch",
+                           "ref_protected": "true", **claims}),
                      "c2lnbmF0dXJl"])
 
 
 def image_pipeline(repo: Path, env: dict[str, str], sha: str, findings: bool = False,
                    jobs_to_run: tuple[str, ...] = ("build-image", "scan-image", "promote-image"),
-                   extra: tuple[str, ...] = ()) -> list[str]:
+                   extra: tuple[str, ...] = (), claims: dict[str, Any] | None = None) -> list[str]:
     """Runs the jobs one after the other, as their `needs` chain them, on the default branch.
 
     Like GitLab, a failed job stops the chain (test_promote_needs_the_scan proves the `needs`).
     Returns the jobs that passed; the output of the last one run is kept in `image_pipeline.last`.
-    `extra` are more pipeline variables (NAME=value).
+    `extra` are more pipeline variables (NAME=value); `claims` more claims of the OIDC token.
+    The project folder is CI_PROJECT_DIR of every job, so build-image's artifact reaches the others.
     """
     (Path(env["PROJECT"]) / "Dockerfile").write_text(f"FROM scratch\n# {sha}\n")
     args = ["--force-shell-executor", "--ignore-predefined-vars", "CI_PROJECT_DIR,CI_COMMIT_SHA",
-            "--variable", f"AWS_ID_TOKEN={id_token(sha)}", "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
+            "--variable", f"AWS_ID_TOKEN={id_token(sha, **(claims or {}))}",
+            "--variable", f"CI_PROJECT_DIR={env['PROJECT']}",
             "--variable", f"CI_COMMIT_SHA={sha}", "--variable", f"DOCKER_CONFIG={env['DOCKER']}"]
     for variable in extra:
         args += ["--variable", variable]
     passed = []
     for job in jobs_to_run:
         proc = run_shell_job(repo, [*args, job], {"PATH": env["PATH"], "FAKE_ECR_DIR": env["FAKE_ECR_DIR"],
-                                                  "FAKE_TRIVY_FINDINGS": "1" if findings else "0"})
+                                                  "FAKE_TRIVY_FINDINGS": "1" if findings else "0",
+                                                  "FAKE_TRIVY_VULNERABLE": env.get("FAKE_TRIVY_VULNERABLE", "")})
         image_pipeline.last = output(proc)  # type: ignore[attr-defined]
         if proc.returncode != 0:
             break
@@ -397,25 +408,109 @@ def ecr_tags(env: dict[str, str], repository: str) -> dict[str, str]:
     return {p.name: p.read_text() for p in tags.iterdir()} if tags.is_dir() else {}
 
 
+def ecr_calls(env: dict[str, str]) -> list[list[str]]:
+    """Each call the fake registry saw: [role, tool, operation, repository, ...]."""
+    log = Path(env["FAKE_ECR_DIR"], "calls.log")
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def plant_candidate(env: dict[str, str], repository: str, sha: str, content: str) -> str:
+    """What any branch can do with the build role: push its own image under another commit's
+    candidate tag (a job of its own .gitlab-ci.yml calls Kaniko, or the registry API, directly)."""
+    planted = Path(env["PROJECT"]).parent / "planted"
+    planted.mkdir(exist_ok=True)
+    (planted / "Dockerfile").write_text(content)
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    subprocess.run([sys.executable, str(FIXTURES / "fake_ecr.py"), "executor", "--context", str(planted),
+                    "--dockerfile", str(planted / "Dockerfile"), "--reproducible",
+                    "--destination", f"{registry}/{repository}-candidates:{sha}-candidate"],
+                   env={**os.environ, "FAKE_ECR_DIR": env["FAKE_ECR_DIR"], "AWS_ROLE_ARN": "role/branch-build"},
+                   check=True)
+    return ecr_tags(env, f"{repository}-candidates")[f"{sha}-candidate"]
+
+
 def test_build_scan_promote_against_ecr_rules(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
-    """First build; the same commit built again (MR pipeline after the branch's); promote retried."""
+    """First build; the same commit built again (MR pipeline after the branch's); promote retried.
+    Candidates go to their own repository; the promote copies the scanned one, layers and all,
+    into the service's repository, with the promote role alone (IAM-1)."""
     repository = str(answers_of(service)["project_slug"])
     sha = "a" * 40
     chain = ["build-image", "scan-image", "promote-image"]
     assert image_pipeline(ci_repo, fake_ecr, sha) == chain, image_pipeline.last  # type: ignore[attr-defined]
+    candidates = ecr_tags(fake_ecr, f"{repository}-candidates")
+    assert set(candidates) == {f"{sha}-candidate"}, candidates
     tags = ecr_tags(fake_ecr, repository)
-    assert set(tags) == {f"{sha}-candidate", sha, "latest"}, tags
-    assert len(set(tags.values())) == 1, f"the promoted tags must be the scanned candidate's manifest: {tags}"
+    assert set(tags) == {sha, "latest"}, f"deployable tags, and no candidate, in the service repository: {tags}"
+    assert set(tags.values()) == {candidates[f"{sha}-candidate"]}, "the promoted image must be the scanned candidate"
+    blobs = {p.name for p in Path(fake_ecr["FAKE_ECR_DIR"], repository, "blobs").iterdir()}
+    assert len(blobs) == 2, f"config and layer copied into the service repository: {blobs}"
+    writes = [c for c in ecr_calls(fake_ecr) if c[3] == repository
+              and c[2] in {"put-image", "initiate-layer-upload", "upload-layer-part", "complete-layer-upload"}]
+    assert writes and {c[0] for c in writes} == {f"{repository}-gitlab-promote"}, (
+        f"IAM-1: only the promote role writes the service repository: {sorted({c[0] for c in writes})}")
+    assert any(c[2] == "upload-layer-part" and c[5] != "0" for c in writes), "a layer spanning parts was copied"
 
     again = image_pipeline(ci_repo, fake_ecr, sha)
     assert again == chain, f"a second pipeline of the same commit fails (CI-4)\n{image_pipeline.last}"  # type: ignore[attr-defined]
     assert ecr_tags(fake_ecr, repository) == tags, "the second build changed what the tags point at"
-    manifests = list(Path(fake_ecr["FAKE_ECR_DIR"], repository, "manifests").iterdir())
+    assert ecr_tags(fake_ecr, f"{repository}-candidates") == candidates
+    manifests = list(Path(fake_ecr["FAKE_ECR_DIR"], f"{repository}-candidates", "manifests").iterdir())
     assert len(manifests) == 1, f"one commit, one image: {len(manifests)} manifests (--reproducible)"
 
     retried = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("promote-image",))
     assert retried == ["promote-image"], f"a retried promote fails\n{image_pipeline.last}"  # type: ignore[attr-defined]
     assert ecr_tags(fake_ecr, repository) == tags
+
+
+def test_fake_ecr_put_image_needs_the_layers_in_the_target_repository(fake_ecr: dict[str, str]) -> None:
+    """The behaviour the promote's layer copy exists for: ECR's PutImage refuses a manifest whose
+    layers were uploaded to another repository only (LayersNotFoundException)."""
+    plant_candidate(fake_ecr, "svc", "d" * 40, "FROM scratch\n")
+    manifest = next(Path(fake_ecr["FAKE_ECR_DIR"], "svc-candidates", "manifests").iterdir()).read_text()
+    proc = subprocess.run([sys.executable, str(FIXTURES / "fake_ecr.py"), "aws", "ecr", "put-image",
+                           "--repository-name", "svc", "--image-tag", "d" * 40, "--image-manifest", manifest],
+                          env={**os.environ, "FAKE_ECR_DIR": fake_ecr["FAKE_ECR_DIR"]}, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode != 0 and "LayersNotFoundException" in proc.stderr, output(proc)
+    assert not ecr_tags(fake_ecr, "svc")
+
+
+@pytest.mark.parametrize("when", ["before the build", "between the build and the scan"])
+def test_a_candidate_pushed_by_another_ref_is_never_promoted(service: Path, ci_repo: Path, fake_ecr: dict[str, str],
+                                                             when: str) -> None:
+    """IAM-1: the build role trusts every ref, so a branch can push `<sha>-candidate` of a commit
+    it does not own (of a merge request about to land). The default branch's pipeline must scan
+    and promote the image it built itself, whatever that tag names."""
+    repository = str(answers_of(service)["project_slug"])
+    sha = "e" * 40
+    evil = "FROM scratch\nRUN steal-secrets\n"
+    planted = plant_candidate(fake_ecr, repository, sha, evil) if when == "before the build" else None
+    built_jobs = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("build-image",))
+    assert built_jobs == ["build-image"], image_pipeline.last  # type: ignore[attr-defined]
+    built = Path(fake_ecr["PROJECT"], "candidate.digest").read_text()
+    if planted is None:
+        planted = plant_candidate(fake_ecr, repository, sha, evil)
+    assert planted != built
+    passed = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("scan-image", "promote-image"))
+    assert passed == ["scan-image", "promote-image"], image_pipeline.last  # type: ignore[attr-defined]
+    scanned = [c for c in ecr_calls(fake_ecr) if c[1:3] == ["trivy", "image"]]
+    assert scanned and scanned[-1][-1] == built, f"the scan read {scanned[-1][-1]}, not the image built here"
+    tags = ecr_tags(fake_ecr, repository)
+    assert tags == {sha: built, "latest": built}, f"promoted {tags}; built {built}, planted {planted}"
+
+
+def test_the_default_branch_builds_without_the_shared_cache(ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    """Any ref writes the Kaniko cache, so a protected ref (GitLab's signed ref_protected claim)
+    builds without it: a branch cannot plant a layer in the default branch's image. Pipeline
+    variables claiming otherwise change nothing."""
+    sha = "f" * 40
+    cases = [({"ref_protected": "true"}, (), "cache=false"), ({"ref_protected": "false"}, (), "cache=true"),
+             ({"ref_protected": "true"}, ("CI_COMMIT_REF_PROTECTED=false", "CI_COMMIT_BRANCH=feature"), "cache=false")]
+    for claims, extra, expected in cases:
+        passed = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("build-image",), claims=claims, extra=extra)
+        assert passed == ["build-image"], image_pipeline.last  # type: ignore[attr-defined]
+        pushes = [c for c in ecr_calls(fake_ecr) if c[1:3] == ["executor", "push"]]
+        assert pushes[-1][-1] == expected, f"{claims} {extra}: {pushes[-1]}"
 
 
 def test_an_image_whose_scan_fails_is_never_promoted(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
@@ -424,12 +519,88 @@ def test_an_image_whose_scan_fails_is_never_promoted(service: Path, ci_repo: Pat
     passed = image_pipeline(ci_repo, fake_ecr, sha, findings=True)
     assert passed == ["build-image"], image_pipeline.last  # type: ignore[attr-defined]
     assert "HIGH: 1" in image_pipeline.last  # type: ignore[attr-defined]
-    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}, "an unscanned image got a deployable tag"
+    assert set(ecr_tags(fake_ecr, f"{repository}-candidates")) == {f"{sha}-candidate"}
+    assert not ecr_tags(fake_ecr, repository), "an unscanned image got a deployable tag"
     # The same commit again (a retried pipeline): the scan still fails and nothing is promoted.
     assert image_pipeline(ci_repo, fake_ecr, sha, findings=True) == ["build-image"]
-    assert set(ecr_tags(fake_ecr, repository)) == {f"{sha}-candidate"}
+    assert not ecr_tags(fake_ecr, repository)
     calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log").read_text()
     assert "put-image" not in calls, calls
+
+
+def test_the_audit_rescans_what_prod_runs(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    """SEC-1: prod runs the image its last deploy tagged `deployed-prod`, often older than `latest`
+    (dev). A CVE found in it after the build must fail the nightly audit."""
+    repository = str(answers_of(service)["project_slug"])
+    old, new = "1" * 40, "2" * 40
+    for sha in (old, new):
+        assert image_pipeline(ci_repo, fake_ecr, sha) == ["build-image", "scan-image", "promote-image"], (
+            image_pipeline.last)  # type: ignore[attr-defined]
+    tags = ecr_tags(fake_ecr, repository)
+    deploy_prod = subprocess.run(
+        [sys.executable, str(FIXTURES / "fake_ecr.py"), "aws", "ecr", "put-image", "--repository-name", repository,
+         "--image-tag", "deployed-prod", "--image-digest", tags[old], "--image-manifest",
+         Path(fake_ecr["FAKE_ECR_DIR"], repository, "manifests", tags[old].replace(":", "_")).read_text()],
+        env={**os.environ, "FAKE_ECR_DIR": fake_ecr["FAKE_ECR_DIR"]}, capture_output=True, text=True, check=False)
+    assert deploy_prod.returncode == 0, output(deploy_prod)
+    audit = ("resolve-deployed-images", "rescan-deployed-image")
+    schedule = ("CI_PIPELINE_SOURCE=schedule", "SCHEDULED_JOB=audit")
+    assert image_pipeline(ci_repo, fake_ecr, new, jobs_to_run=audit, extra=schedule) == list(audit), (
+        image_pipeline.last)  # type: ignore[attr-defined]
+    env = {**fake_ecr, "FAKE_TRIVY_VULNERABLE": tags[old]}
+    passed = image_pipeline(ci_repo, env, new, jobs_to_run=audit, extra=schedule)
+    assert passed == ["resolve-deployed-images"], f"the CVE in what prod runs passed the audit\n{image_pipeline.last}"  # type: ignore[attr-defined]
+    scanned = [c[-1] for c in ecr_calls(fake_ecr) if c[1:3] == ["trivy", "image"]]
+    assert tags[old] in scanned and tags[new] in scanned, scanned
+
+
+def test_the_audit_passes_before_the_first_prod_deploy(service: Path, ci_repo: Path, fake_ecr: dict[str, str]) -> None:
+    sha = "3" * 40
+    assert image_pipeline(ci_repo, fake_ecr, sha) == ["build-image", "scan-image", "promote-image"]
+    schedule = ("CI_PIPELINE_SOURCE=schedule", "SCHEDULED_JOB=audit")
+    resolved = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("resolve-deployed-images",), extra=schedule)
+    assert resolved == ["resolve-deployed-images"], image_pipeline.last  # type: ignore[attr-defined]
+    assert ":deployed-prod yet" in image_pipeline.last  # type: ignore[attr-defined]
+    rescanned = image_pipeline(ci_repo, fake_ecr, sha, jobs_to_run=("rescan-deployed-image",), extra=schedule)
+    assert rescanned == ["rescan-deployed-image"], image_pipeline.last  # type: ignore[attr-defined]
+    scanned = [c[-1] for c in ecr_calls(fake_ecr) if c[1:3] == ["trivy", "image"]]
+    assert scanned[-1] == ecr_tags(fake_ecr, str(answers_of(service)["project_slug"]))["latest"], scanned
+
+
+@pytest.mark.parametrize("environment", ["prod", "dev"])
+def test_the_prod_deploy_moves_deployed_prod(service: Path, ci_repo: Path, fake_ecr: dict[str, str],
+                                             environment: str) -> None:
+    """SEC-1: scripts/k8s-deploy tags what it deployed to prod `deployed-prod` (the tag the audit
+    rescans), against ECR's rules: a mutable tag in an immutable repository. Dev moves nothing."""
+    repository = str(answers_of(service)["project_slug"])
+    first, second = "4" * 40, "5" * 40
+    for sha in (first, second):
+        assert image_pipeline(ci_repo, fake_ecr, sha) == ["build-image", "scan-image", "promote-image"]
+    bin_dir = Path(fake_ecr["PATH"].split(":", 1)[0])
+    (bin_dir / "kubectl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "kubectl").chmod(0o755)
+    tags = ecr_tags(fake_ecr, repository)
+    for sha in (first, second, second):  # a second deploy of one image (a retried job) too
+        proc = subprocess.run([str(ci_repo / "scripts" / "k8s-deploy"), environment, sha], cwd=ci_repo,
+                              env={**os.environ, "PATH": fake_ecr["PATH"], "FAKE_ECR_DIR": fake_ecr["FAKE_ECR_DIR"],
+                                   "AWS_ROLE_ARN": f"role/{repository}-gitlab-{environment}"},
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, output(proc)
+        if environment == "prod":
+            assert ecr_tags(fake_ecr, repository)["deployed-prod"] == tags[sha]
+    if environment == "dev":
+        assert "deployed-prod" not in ecr_tags(fake_ecr, repository), "a dev deploy moved the prod tag"
+
+
+def test_terraform_jobs_have_the_aws_cli_for_the_exec_plugin(service: Path, expanded: dict[str, Any]) -> None:
+    """The Helm provider of the ephemeral stack gets its token from `aws eks get-token` (exec
+    plugin); hashicorp/terraform ships Terraform alone, so every job that plans or applies that
+    stack must install the AWS CLI."""
+    assert '"aws"' in (service / "infra" / "terraform" / "ephemeral" / "main.tf").read_text()
+    for name, job in jobs(expanded).items():
+        text = script_text(job)
+        if "scripts/tf ephemeral" in text or "scripts/destroy-ephemeral" in text:
+            assert re.search(r"apk add [^\n]*\baws-cli\b", text), f"{name}: no AWS CLI for `aws eks get-token`"
 
 
 @pytest.mark.parametrize(
@@ -447,7 +618,7 @@ def test_no_trivy_variable_lets_a_vulnerable_image_through(service: Path, ci_rep
     assert f"{variable.split('=')[0]} is set by a pipeline, project or group variable" in image_pipeline.last  # type: ignore[attr-defined]
     calls = Path(fake_ecr["FAKE_ECR_DIR"], "calls.log")
     assert not calls.exists() or "put-image" not in calls.read_text()
-    assert not {sha, "latest"} & set(ecr_tags(fake_ecr, repository))
+    assert not ecr_tags(fake_ecr, repository)
 
 
 def test_every_gating_trivy_option_is_on_the_command_line(expanded: dict[str, Any]) -> None:
@@ -477,7 +648,8 @@ def test_aws_access_goes_through_oidc(service: Path, expanded: dict[str, Any]) -
             f"{name}: no OIDC token"
         )
         before = [str(line) for line in job.get("before_script") or []]
-        assert role_of(job) in {"build", "dev", "prod-plan", "prod"}, f"{name}: the role is not a literal of the job (CI-2)"
+        assert role_of(job) in {"build", "dev", "promote", "prod-plan", "prod"}, (
+            f"{name}: the role is not a literal of the job (CI-2)")
         assert before[1 : len(prefix) + 1] == prefix, f"{name} must run .aws-oidc's before_script first (CI-1, CI-2)"
         assert "DEPLOY_ENV" not in (job.get("variables") or {}), f"{name}: a pipeline variable would override DEPLOY_ENV"
 
@@ -512,7 +684,8 @@ def test_roles_are_per_environment(service: Path) -> None:
 
 
 def test_production_jobs_run_only_on_the_default_branch(expanded: dict[str, Any]) -> None:
-    prod = {n: j for n, j in jobs(expanded).items() if role_of(j) in {"prod", "prod-plan"}}
+    prod = {n: j for n, j in jobs(expanded).items() if role_of(j) in {"prod", "prod-plan", "promote"}}
+    assert role_of(jobs(expanded)["promote-image"]) == "promote", "IAM-1: only the promote role writes deployable tags"
     assert prod, "no production job found"
     for name, job in prod.items():
         rules = job.get("rules") or []
@@ -549,17 +722,23 @@ PROD_MANUAL = {"terraform-apply-prod", "deploy-prod"}
 EXPECTED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "default branch": ({"build-image", "scan-image", "promote-image", "terraform-apply-dev", "deploy-dev"},
                        PROD_MANUAL, {"terraform-plan-prod"}),
-    "branch push": ({"build-image", "promote-image", "deploy-dev"}, set(), set()),
+    "branch push": ({"build-image", "scan-image"}, set(), set()),
     "merge request": ({"lint", "terraform-plan-dev", "terraform-plan-persistent"}, set(), set()),
-    "tag": ({"build-image", "scan-image", "promote-image"}, set(), set()),
+    "tag": ({"build-image", "scan-image"}, set(), set()),
     "scheduled destroy": ({"destroy-ephemeral"}, set(), set()),
     "scheduled drift": ({"terraform-drift-persistent", "terraform-drift-prod"}, set(),
                         {"terraform-drift-persistent", "terraform-drift-prod"}),
-    "scheduled audit": ({"pip-audit", "trivy-fs", "semgrep", "rescan-deployed-image"}, set(), set()),
-    "DEPLOY_ENV=prod on a branch": ({"deploy-dev"}, set(), set()),
+    "scheduled audit": ({"pip-audit", "trivy-fs", "semgrep", "resolve-deployed-images", "rescan-deployed-image"},
+                        set(), set()),
+    "DEPLOY_ENV=prod on a branch": ({"build-image"}, set(), set()),
     "DEPLOY_ENV=prod on main": ({"deploy-dev"}, PROD_MANUAL, {"terraform-plan-prod"}),
     "TRIVY_IMAGE set": ({"scan-image"}, PROD_MANUAL, {"terraform-plan-prod"}),
 }
+
+
+# IAM-1: the promote role writes deployable tags and trusts the default branch alone; a job that
+# assumes it anywhere else would fail at AssumeRoleWithWebIdentity, and what follows it with it.
+PROMOTING = {"default branch", "DEPLOY_ENV=prod on main", "TRIVY_IMAGE set"}
 
 
 PREDEFINED = "CI_COMMIT_BRANCH,CI_COMMIT_REF_NAME,CI_PIPELINE_SOURCE,CI_MERGE_REQUEST_IID,CI_COMMIT_TAG"
@@ -592,6 +771,12 @@ def test_each_scenario_runs_the_expected_jobs_with_the_expected_role(
         )
     plan = {name for name in running if role[name] == "prod-plan"}
     assert plan == plan_required, f"{scenario}: read-only prod-plan jobs {sorted(plan)}, expected {sorted(plan_required)}"
+    promote = {name for name in running if role[name] == "promote"}
+    assert promote == ({"promote-image"} if scenario in PROMOTING else set()), (
+        f"{scenario}: {sorted(promote)} assume the promote role (default branch only, IAM-1)")
+    if scenario not in PROMOTING:
+        assert "promote-image" not in running, f"{scenario}: promotes, but only the default branch writes <sha> (IAM-1)"
+        assert not {"deploy-dev", "deploy-prod"} & set(running), f"{scenario}: a deploy without a promoted image"
 
 
 @pytest.mark.parametrize("scenario", ["default branch", "DEPLOY_ENV=prod on main"])

@@ -160,7 +160,12 @@ def test_tf2_ecr_repository_immutable_scanned_and_candidates_expire(service: Pat
     resources = stack(service, "persistent")["resource"]
     repo = named(resources, "aws_ecr_repository", "service")
     assert repo["image_tag_mutability"] == "IMMUTABLE_WITH_EXCLUSION", "CI-4: SHA tags must never be overwritten"
-    assert repo["image_tag_mutability_exclusion_filter"][0]["filter"] == "latest", "CI-4: only latest may move"
+    assert [f["filter"] for f in repo["image_tag_mutability_exclusion_filter"]] == ["latest", "deployed-prod"], (
+        "CI-4: only latest and deployed-prod may move")
+    candidates = named(resources, "aws_ecr_repository", "candidates")
+    assert candidates["name"] == "${var.project_slug}-candidates", "IAM-1: candidates in a repository of their own"
+    assert candidates["image_scanning_configuration"][0]["scan_on_push"] is True
+    assert named(resources, "aws_ecr_lifecycle_policy", "candidates")["policy"] == "${local.candidates_lifecycle_policy}"
     assert repo["image_scanning_configuration"][0]["scan_on_push"] is True, "CI-4: scan on push"
     text = (tf_root(service) / "persistent" / "lifecycle.tf").read_text()
     assert '"*-candidate"' in text, "CI-4: the lifecycle policy must expire old -candidate tags"
@@ -176,8 +181,9 @@ def test_ci1_ci_roles_trust_only_this_project_and_prod_only_main(service: Path) 
         "CI-1: the CI roles must trust the gitlab_project_path answer"
     )
     roles = named(stack(service, "persistent")["locals"], "ci_roles")
-    assert set(roles) == {"build", "dev", "prod", "prod-plan"}, "CI-1: one role per DEPLOY_ENV (build, dev, prod-plan, prod)"
-    for name in ("prod", "prod-plan"):
+    assert set(roles) == {"build", "dev", "promote", "prod", "prod-plan"}, (
+        "CI-1: one role per DEPLOY_ENV (build, dev, promote, prod-plan, prod)")
+    for name in ("promote", "prod", "prod-plan"):
         assert roles[name]["test"] == "StringEquals", f"CI-1: {name} trust must be an exact match"
         assert roles[name]["sub"].endswith(":ref_type:branch:ref:${var.default_branch}"), f"CI-1: {name} only from main"
     assert "ref:*" in roles["dev"]["sub"] and "ref_type:branch" in roles["dev"]["sub"], "CI-1: dev from branches"

@@ -7,7 +7,8 @@ import bcrypt
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -59,6 +60,25 @@ def test_a_bcrypt_hash_verifies_and_becomes_argon2id_at_the_next_login(client: T
     assert login(client, "alice", PASSWORD) == 200
     assert login(client, "alice", "not the password") == 401
     assert stored_hash(client, "alice") == new_hash, "a current hash is not rehashed at every login"
+
+
+def test_a_refused_upgrade_write_still_logs_the_user_in(client: TestClient) -> None:
+    """The password was right: a database that refuses the upgrade's UPDATE must not make it a 500."""
+    old_hash = add_user_as_an_earlier_release(client, "alice", PASSWORD)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def refuse_writes(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            raise OperationalError(statement, {}, Exception("cannot execute UPDATE in a read-only transaction"))
+
+    event.listen(engine, "before_cursor_execute", refuse_writes)
+    try:
+        assert login(client, "alice", PASSWORD) == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse_writes)
+    assert stored_hash(client, "alice") == old_hash, "kept for the next login to upgrade"
+    assert login(client, "alice", PASSWORD) == 200
+    assert stored_hash(client, "alice").startswith("$argon2id$")
 
 
 def test_a_hash_of_weaker_parameters_is_rehashed_at_the_next_login(database_url: str, settings: Settings) -> None:

@@ -4,6 +4,7 @@ from datetime import timedelta
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.api.deps import HasherDep, LimiterDep, SettingsDep
@@ -23,13 +24,13 @@ def password_hash_of(engine: Engine, username: str) -> str | None:
         return session.scalar(select(User.password_hash).where(User.username == username))
 
 
-def replace_password_hash(engine: Engine, username: str, old_hash: str, new_hash: str) -> None:
+def replace_password_hash(engine: Engine, username: str, old_hash: str, new_hash: str) -> bool:
     # Only if the hash is still the one just checked: a password changed meanwhile is kept.
-    with Session(engine) as session:
-        session.execute(
+    with engine.begin() as connection:
+        result = connection.execute(
             update(User).where(User.username == username, User.password_hash == old_hash).values(password_hash=new_hash)
         )
-        session.commit()
+        return result.rowcount == 1
 
 
 async def upgrade_password_hash(
@@ -40,8 +41,15 @@ async def upgrade_password_hash(
         new_hash = await hasher.hash(password)
     except OverloadedError:
         return  # the hashing queue is full: the user's next login upgrades it
-    await run_in_threadpool(replace_password_hash, engine, username, old_hash, new_hash)
-    logger.info("password hash upgraded", extra={"username": username})
+    try:
+        upgraded = await run_in_threadpool(replace_password_hash, engine, username, old_hash, new_hash)
+    except SQLAlchemyError as error:
+        # The password was right: a write the database refuses now (failover, read-only window,
+        # lock timeout) must not turn the login into a 500; the next login tries again.
+        logger.warning("password hash upgrade failed", extra={"username": username, "error": type(error).__name__})
+        return
+    if upgraded:  # a concurrent login may have upgraded it first
+        logger.info("password hash upgraded", extra={"username": username})
 
 
 @router.post("/token")
@@ -53,7 +61,8 @@ async def login(
     await limiter.check("login_failures_per_client_and_username", client, username)
     await limiter.check("login_failures_per_username", username)
     password_hash = await run_in_threadpool(password_hash_of, request.app.state.read_engine, body.username)
-    # An unknown name and a wrong password take the same time and get the same answer (RUN-2).
+    # An unknown name and a wrong password take the same time and get the same answer (RUN-2); a
+    # bcrypt hash of an earlier release takes bcrypt's time until its first login upgrades it.
     if not await hasher.verify(body.password, password_hash):
         await limiter.count("login_failures_per_client_and_username", client, username)
         await limiter.count("login_failures_per_username", username)

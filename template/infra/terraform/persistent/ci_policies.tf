@@ -17,10 +17,14 @@ locals {
 
   # Which pipelines may assume each role, as GitLab writes the token's `sub` claim. prod-plan is
   # the read-only twin of prod (IAM-1): the drift schedule and the automatic prod plan, which no
-  # person starts, run on the default branch with it and never with prod.
+  # person starts, run on the default branch with it and never with prod. promote writes the
+  # deployable tags, so it trusts the default branch alone (IAM-1, CI-4); STS matches only the
+  # aud and sub claims of a GitLab token, not `ref_protected`, so the protection of that branch
+  # is a GitLab setting (infra/terraform/gitlab).
   ci_roles = {
     build       = { test = "StringLike", sub = "${local.project_sub}:ref_type:*:ref:*" }
     dev         = { test = "StringLike", sub = "${local.project_sub}:ref_type:branch:ref:*" }
+    promote     = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
     prod        = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
     "prod-plan" = { test = "StringEquals", sub = "${local.project_sub}:ref_type:branch:ref:${var.default_branch}" }
   }
@@ -51,8 +55,9 @@ locals {
   }
 
   ecr_repository_arns = {
-    service = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}"
-    cache   = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}/cache"
+    service    = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}"
+    candidates = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}-candidates"
+    cache      = "arn:aws:ecr:${local.arn.region_prefix}:repository/${var.project_slug}/cache"
   }
 
   boundary_names = {
@@ -481,26 +486,52 @@ locals {
   )
 
   # --- build: push candidates (CI-4) ------------------------------------------------------------
+  #
+  # IAM-1: the build role trusts every ref, and ECR has no condition key on the image tag, so
+  # whatever it may write to a repository it may write under any tag. It writes candidates and
+  # the Kaniko cache only, and reads the service repository for the nightly rescan (SEC-1).
+  ecr_pull_actions = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+  ecr_push_actions = ["ecr:CompleteLayerUpload", "ecr:InitiateLayerUpload", "ecr:PutImage", "ecr:UploadLayerPart"]
 
   build_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
       { Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },
       {
-        Sid    = "PushPullThisServiceOnly"
-        Effect = "Allow"
-        Action = [
-          "ecr:BatchCheckLayerAvailability",
-          "ecr:BatchGetImage",
-          "ecr:CompleteLayerUpload",
-          "ecr:DescribeImages",
-          "ecr:DescribeImageScanFindings",
-          "ecr:GetDownloadUrlForLayer",
-          "ecr:InitiateLayerUpload",
-          "ecr:PutImage",
-          "ecr:UploadLayerPart",
-        ]
-        Resource = values(local.ecr_repository_arns)
+        Sid      = "PushCandidatesAndCache"
+        Effect   = "Allow"
+        Action   = concat(local.ecr_pull_actions, local.ecr_push_actions, ["ecr:DescribeImageScanFindings"])
+        Resource = [local.ecr_repository_arns.candidates, local.ecr_repository_arns.cache]
+      },
+      {
+        Sid      = "ReadDeployableImages"
+        Effect   = "Allow"
+        Action   = local.ecr_pull_actions
+        Resource = local.ecr_repository_arns.service
+      },
+    ]
+  })
+
+  # --- promote: the only writer of deployable tags (IAM-1, CI-4) -------------------------------
+  #
+  # Assumed by the promote job of the protected default branch alone. It reads the candidate the
+  # same pipeline built and scanned, copies its layers into the service repository (PutImage
+  # needs them there: ECR answers LayersNotFoundException otherwise) and tags it.
+  promote_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },
+      {
+        Sid      = "ReadCandidates"
+        Effect   = "Allow"
+        Action   = local.ecr_pull_actions
+        Resource = local.ecr_repository_arns.candidates
+      },
+      {
+        Sid      = "WriteDeployableImages"
+        Effect   = "Allow"
+        Action   = concat(local.ecr_pull_actions, local.ecr_push_actions)
+        Resource = local.ecr_repository_arns.service
       },
     ]
   })

@@ -50,6 +50,12 @@ resource "aws_iam_role_policy" "build" {
   policy = local.build_policy
 }
 
+resource "aws_iam_role_policy" "promote" {
+  name   = "ecr-promote"
+  role   = aws_iam_role.ci["promote"].id
+  policy = local.promote_policy
+}
+
 resource "aws_iam_policy" "terraform" {
   for_each = local.terraform_policies
 

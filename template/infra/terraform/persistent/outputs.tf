@@ -1,5 +1,5 @@
 output "ecr_repository_url" {
-  description = "Image name without tag; the pipeline pushes <sha>-candidate and promotes <sha> and latest (CI-4)."
+  description = "Deployable images: the promote job copies scanned candidates here as <sha> and latest (CI-4)."
   value       = aws_ecr_repository.service.repository_url
 }
 
@@ -8,13 +8,18 @@ output "ecr_repository_arn" {
   value       = aws_ecr_repository.service.arn
 }
 
+output "ecr_candidates_repository_url" {
+  description = "Where build-image pushes <sha>-candidate from any ref; nothing deploys from it (CI-4)."
+  value       = aws_ecr_repository.candidates.repository_url
+}
+
 output "ecr_cache_repository_url" {
   description = "Kaniko --cache-repo (CI-3)."
   value       = aws_ecr_repository.cache.repository_url
 }
 
 output "ci_role_arns" {
-  description = "Role each pipeline job assumes with its GitLab ID token, by DEPLOY_ENV (build, dev, prod, prod-plan)."
+  description = "Role each pipeline job assumes with its GitLab ID token, by DEPLOY_ENV (build, dev, promote, prod, prod-plan)."
   value       = { for name, role in aws_iam_role.ci : name => role.arn }
 }
 
