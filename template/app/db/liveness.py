@@ -19,10 +19,9 @@ from sqlalchemy import Engine, event, exc
 # Anything to read, or the peer gone: an idle PostgreSQL connection is sent nothing unless it
 # LISTENs (this service does not), so both mean the server has ended the session. POLLRDHUP is
 # Linux's (the image); on a developer's macOS the FIN still shows as POLLIN.
-CAN_POLL = hasattr(select, "poll")
 _CLOSED = (
     select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | getattr(select, "POLLRDHUP", 0)
-    if CAN_POLL
+    if hasattr(select, "poll")
     else 0
 )
 
@@ -37,7 +36,7 @@ def server_closed(dbapi_connection: Any) -> bool:
 
 
 def drop_closed_connections_on_checkout(engine: Engine) -> None:
-    if not CAN_POLL:  # Windows: a closed connection fails its query, then a 503
+    if not hasattr(select, "poll"):  # Windows: a closed connection fails its query, then a 503
         return
 
     # Only a connection that has served a query and come back is polled: a new one may still have

@@ -1,5 +1,6 @@
 """Engine and sessions. One engine per application, made from the settings."""
 
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event, make_url
 
-from app.db.liveness import CAN_POLL, drop_closed_connections_on_checkout, server_closed
+from app.db.liveness import drop_closed_connections_on_checkout, server_closed
 
 
 def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
@@ -103,7 +104,8 @@ async def read_connection(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> As
     """
     for _ in range(pool.max_size + 1):
         connection = await pool.getconn()
-        if not CAN_POLL or not server_closed(connection):  # Windows: a closed one fails its query, then a 503
+        # Windows has no poll(): a closed connection fails its query there, then a 503.
+        if not hasattr(select, "poll") or not server_closed(connection):
             break
         await connection.close()
         await pool.putconn(connection)
