@@ -97,6 +97,14 @@ def test_the_existing_project_is_adopted_never_destroyed(service: Path) -> None:
     assert project["lifecycle"][0]["prevent_destroy"] is True, "the project must never be destroyed from here"
 
 
+def test_protected_refs_never_share_a_cache_with_branches(service: Path) -> None:
+    """The scans read the Trivy database from the cache: a branch must not be able to plant one (CI-4)."""
+    project = resource(service, "gitlab_project", "this")
+    assert project.get("ci_separated_caches") is True, "ci_separated_caches must be declared true"
+    keys = re.findall(r"^\s+key:\s*(\S+)", _pipeline_texts(service), re.M)
+    assert "trivy" in keys, "the scans share a cache: the setting above is what keeps branches out of it"
+
+
 # --- Agrees with the pipeline ---------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ CONFIG_KEYS = {"ENVIRONMENT", "LOG_LEVEL", "PROJECT_NAME"}
 # uvicorn options the manifests set through the environment (UVICORN_ prefix, checked at 0.54.0).
 UVICORN_OPTIONS = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"}
 SECRET_ENV = {"SECRET_KEY": ("app-secret", "secret-key")}
-# The database URL reaches the app as a file of db-secret, re-read on every new connection (RUN-2).
+# The database URL reaches the app as a file of db-app-secret, re-read on every new connection (RUN-2).
 DATABASE_URL_FILE = "/var/run/secrets/db/url"
 MIGRATION_COMMAND = ["alembic", "upgrade", "head"]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -266,15 +267,16 @@ def test_external_secrets_have_required_fields(objects: list[Manifest]) -> None:
 
 
 def test_database_urls_come_from_each_roles_secret(objects: list[Manifest], service: Path, env: str) -> None:
-    """RUN-2: the app's db-secret and the migrations' db-migrator-secret come from their roles' own
-    secrets; only db-master-secret reads the RDS-managed master secret (found by its tag)."""
+    """RUN-2: the app's db-app-secret and the migrations' db-migrator-secret come from their roles'
+    own secrets; only db-secret reads the RDS-managed master secret (found by its tag), the name and
+    content 0.1.x pods read, so an old pod that restarts during the upgrade still connects."""
     answers = answers_of(service)
     slug, region, account = answers["project_slug"], answers["aws_region"], answers["ecr_account_id"]
     arn = f"arn:aws:rds:{region}:{account}:db:{slug}-{env}"
     sources = {
-        "db-secret": (f"{slug}/{env}/database-app", ".username", ".password"),
+        "db-app-secret": (f"{slug}/{env}/database-app", ".username", ".password"),
         "db-migrator-secret": (f"{slug}/{env}/database-migrator", ".username", ".password"),
-        "db-master-secret": (None, ").username", ").password"),
+        "db-secret": (None, ").username", ").password"),
     }
     for name, (role_secret, user_field, password_field) in sources.items():
         es = one(objects, "ExternalSecret", name)
@@ -302,6 +304,23 @@ def test_database_urls_come_from_each_roles_secret(objects: list[Manifest], serv
     ], f"K8S-5: app-secret/secret-key must come from {slug}/{env}/app, JSON key secret_key"
 
 
+def test_the_secret_0_1_pods_read_still_holds_the_master_url(objects: list[Manifest]) -> None:
+    """0.1.x pods read DATABASE_URL from db-secret/url as the master user. During the upgrade's
+    rollout such a pod may restart before any db-roles made the new roles: db-secret must still be
+    built as 0.1.0 built it, or the pod connects as a role that does not exist and crashloops."""
+    releases = Path(__file__).parent / "fixtures" / "releases"
+    with tarfile.open(releases / "0.1.0.tar.gz") as archive:
+        member = archive.extractfile("template/deploy/k8s/base/external-secrets.yaml")
+        assert member is not None
+        then = {d["metadata"]["name"]: d for d in yaml.safe_load_all(member.read()) if d}
+    now = one(objects, "ExternalSecret", "db-secret")
+    assert now["spec"]["target"]["template"] == then["db-secret"]["spec"]["target"]["template"], (
+        "RUN-2: db-secret/url must stay the master user's URL, as 0.1.x pods read it"
+    )
+    (found,) = [s for s in now["spec"]["dataFrom"] if "find" in s]
+    assert "aws:rds:primaryDBInstanceArn" in found["find"]["tags"], "RUN-2: db-secret reads the RDS master secret"
+
+
 def test_run2_each_container_connects_as_its_own_role_with_verified_tls(objects: list[Manifest], service: Path) -> None:
     """The master user's URL reaches the db-roles init container only; the migration runs as the
     migrator, the app as the app role (its URL as a file, RUN-2 rotation); all verify RDS's CA."""
@@ -320,20 +339,20 @@ def test_run2_each_container_connects_as_its_own_role_with_verified_tls(objects:
 
     assert inits["db-roles"]["command"] == ["python", "-m", "app.db.roles"]
     assert secret_refs(inits["db-roles"]) == {
-        "DATABASE_URL": ("db-master-secret", "url"),
+        "DATABASE_URL": ("db-secret", "url"),
         "DATABASE_MIGRATOR_URL": ("db-migrator-secret", "url"),
-        "DATABASE_APP_URL": ("db-secret", "url"),
+        "DATABASE_APP_URL": ("db-app-secret", "url"),
     }
     assert secret_refs(inits["migrate"]) == {"DATABASE_URL": ("db-migrator-secret", "url")}, (
         "RUN-2: migrations run as <db>_migrator, never as the master user"
     )
     (app,) = spec["containers"]
-    assert "db-master-secret" not in json.dumps(app) and "db-migrator-secret" not in json.dumps(app), (
+    assert '"db-secret"' not in json.dumps(app) and "db-migrator-secret" not in json.dumps(app), (
         "RUN-2: the app container never sees the master or the migrator credentials"
     )
     assert plain(app)["DATABASE_URL_FILE"] == "/var/run/secrets/db/url"
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["db-secret"]["secret"]["secretName"] == "db-secret", "RUN-2: the app's URL is its own role's"
+    assert volumes["db-app-secret"]["secret"]["secretName"] == "db-app-secret", "RUN-2: the app's URL is its own role's"
     bundle = "/opt/rds/global-bundle.pem"
     for container in (inits["db-roles"], inits["migrate"], app):
         assert plain(container).get("DATABASE_SSL_ROOT_CERT") == bundle, (
@@ -434,10 +453,10 @@ def test_app_gets_every_setting_of_the_contract(objects: list[Manifest], service
     assert secret_env == SECRET_ENV, f"K8S-5: the app's secrets must be {SECRET_ENV} (CONTRACTS.md)"
     spec = pod_spec(objects, service)
     env_values = {v["name"]: v.get("value") for v in app.get("env", [])}
-    assert env_values.get("DATABASE_URL_FILE") == DATABASE_URL_FILE, "RUN-2: the app reads the URL from db-secret's file"
+    assert env_values.get("DATABASE_URL_FILE") == DATABASE_URL_FILE, "RUN-2: the app reads the URL from db-app-secret's file"
     mounts = {m["name"]: m for m in app.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
-    (volume,) = [v for v in volumes.values() if v.get("secret", {}).get("secretName") == "db-secret"]
+    (volume,) = [v for v in volumes.values() if v.get("secret", {}).get("secretName") == "db-app-secret"]
     mount = mounts[volume["name"]]
     assert "subPath" not in mount, "RUN-2: a subPath mount is never updated: a rotated password would not arrive"
     assert mount.get("readOnly") is True
@@ -445,7 +464,7 @@ def test_app_gets_every_setting_of_the_contract(objects: list[Manifest], service
     assert f"{mount['mountPath']}/{item['path']}" == DATABASE_URL_FILE
     assert item["key"] == "url"
     assert volume["secret"].get("defaultMode") == 0o440, "RUN-2: the URL file is readable by the app only"
-    db_secret = one(objects, "ExternalSecret", "db-secret")
+    db_secret = one(objects, "ExternalSecret", "db-app-secret")
     assert db_secret["spec"]["refreshInterval"] in {"1m", "60s"}, "RUN-2: a rotated password must arrive within minutes"
     # Every variable given to the app is a setting the app reads (a typo would be silently ignored).
     config_py = service / "app/core/config.py"
@@ -704,7 +723,7 @@ ALLOWED_DIFFERENCES = re.compile(
     r"|Deployment/[^/]+/spec/template/spec/containers/\d+/(resources/.*|envFrom/\d+/configMapRef/name)"
     r"|Ingress/[^/]+/spec/(rules/\d+/host|tls/.*)"
     r"|ConfigMap/[^/]+/data/ENVIRONMENT"
-    r"|ExternalSecret/(db-secret|db-migrator-secret|db-master-secret|app-secret)/spec/(data|dataFrom)/.*)$"
+    r"|ExternalSecret/(db-app-secret|db-migrator-secret|db-secret|app-secret)/spec/(data|dataFrom)/.*)$"
 )
 
 

@@ -58,10 +58,20 @@ PROD = "deploy/k8s/overlays/prod/kustomization.yaml"
 GITLAB = "infra/terraform/gitlab"
 PERSISTENT = "infra/terraform/persistent"
 EPHEMERAL = "infra/terraform/ephemeral"
-SCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"'
-RESCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${IMAGE_NAME}:latest"'
+SCAN = '--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      "${CANDIDATE_IMAGE}:${CI_COMMIT_SHA}-candidate@${digest}"'
+RESCAN = '--ignorefile .trivyignore.yaml --cache-dir .cache/trivy "${image}"'
 KANIKO = "ghcr.io/osscontainertools/kaniko:v1.28.5-debug@sha256:d6d74217dc077acfd3094992e917c357080a2d3fdd1042a49e34e29a7e57c572"
 PROD_APP_PATCH = "            containers:\n              - name: app\n                resources:\n"
+DEV = "deploy/k8s/overlays/dev/kustomization.yaml"
+NETWORK_POLICY = "deploy/k8s/base/network-policy.yaml"
+SCAN_OPTIONS = "--scanners vuln --pkg-types os,library --severity HIGH,CRITICAL\n      --ignore-unfixed " + SCAN
+PRESTOP = "            preStop:\n              sleep:\n                seconds: 20\n"
+
+
+def json_patch(kind: str, name: str, operation: str) -> str:
+    """A kustomize inline JSON 6902 patch, the way a team adds one to an overlay in a hurry."""
+    indented = "".join(f"      {line}\n" for line in operation.splitlines())
+    return f"patches:\n  - target:\n      kind: {kind}\n      name: {name}\n    patch: |-\n{indented}"
 
 MUTANTS: list[Mutant] = [
     # --- CI-1 -------------------------------------------------------------------------------
@@ -111,6 +121,28 @@ MUTANTS: list[Mutant] = [
            "      --ignore-unfixed --exit-code 1 --ignorefile .trivyignore.yaml --cache-dir .cache/trivy\n      \"${IMAGE_NAME}:${CI_COMMIT_SHA}",
            "--pkg-types os,library --severity CRITICAL\n      --ignore-unfixed --exit-code 1 --ignorefile "
            ".trivyignore.yaml --cache-dir .cache/trivy\n      \"${IMAGE_NAME}:${CI_COMMIT_SHA}", "leaves out HIGH"),
+    # Issue 14 review: gates disabled in ways the first report did not know.
+    mutant("CI-4", "the scan followed by && echo ok || echo warn", CI, SCAN,
+           SCAN + ' && echo "image is clean" || echo "vulnerabilities found, see the log above"', "continues with `&& echo"),
+    mutant("CI-4", "allow_failure through a YAML merge key", CI, "\nscan-image:\n",
+           "\n.lenient: &lenient\n  allow_failure: true\n\nscan-image:\n  <<: *lenient\n", "allows failure"),
+    mutant("CI-4", "promote always on the default branch", CI, "  needs: [scan-image]\n",
+           "  needs: [scan-image]\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n      when: never\n"
+           "    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n      when: always\n    - when: on_success\n",
+           "promotes after a failed scan"),
+    mutant("CI-4", "promote on_failure in merge requests", CI, "  needs: [scan-image]\n",
+           "  needs: [scan-image]\n  rules:\n    - if: $CI_MERGE_REQUEST_IID\n      when: on_failure\n    - when: on_success\n",
+           "`when: on_failure` in a merge request"),
+    mutant("CI-4", "the severity shortened to -s CRITICAL", CI, SCAN_OPTIONS,
+           SCAN_OPTIONS.replace("--severity HIGH,CRITICAL", "-s CRITICAL"), "leaves out HIGH"),
+    mutant("CI-4", "the scan looks for secrets only", CI, SCAN_OPTIONS,
+           SCAN_OPTIONS.replace("--scanners vuln", "--scanners secret"), "does not scan for vulnerabilities"),
+    mutant("CI-4", "the scan reads OS packages only", CI, SCAN_OPTIONS,
+           SCAN_OPTIONS.replace("--pkg-types os,library", "--pkg-types os"), "leaves out library packages"),
+    Mutant("CI-4", "the scan's report kept in an exported variable", (
+        Edit(CI, "    - trivy image --image-src remote", '    - export TRIVY_REPORT="$(trivy image --image-src remote'),
+        Edit(CI, SCAN, SCAN + ')"'),
+    ), "inside a quoted string"),
     # --- CI-5 -------------------------------------------------------------------------------
     mutant("CI-5", "Kaniko without the empty entrypoint", CI,
            '-debug@sha256:d6d74217dc077acfd3094992e917c357080a2d3fdd1042a49e34e29a7e57c572\n    entrypoint: [""]\n',
@@ -130,6 +162,9 @@ MUTANTS: list[Mutant] = [
            "  stage: infrastructure\n  script:\n    - scripts/tf ephemeral dev init\n"
            "    - scripts/tf ephemeral dev plan -out=dev.tfplan\n    - scripts/tf ephemeral dev apply",
            "without a resource_group"),
+    mutant("TF-1", "an included apply made interruptible from the main file", CI, None,
+           "\n# Plans are safe to cancel; let a newer commit stop them.\nterraform-apply-dev:\n  interruptible: true\n",
+           "job terraform-apply-dev: runs Terraform but is interruptible"),
     mutant("TF-1", "the lock file turned off", f"{GITLAB}/backend.tf", "use_lockfile = true", "use_lockfile = false",
            "without use_lockfile = true"),
     # --- TF-2 -------------------------------------------------------------------------------
@@ -173,16 +208,27 @@ MUTANTS: list[Mutant] = [
            "rds_backup_retention_days   = 0", "rds_backup_retention_days is 0"),
     mutant("TF-7", "dev keeps a final snapshot", f"{EPHEMERAL}/dev.tfvars", "rds_skip_final_snapshot     = true",
            "rds_skip_final_snapshot     = false", "dev.tfvars: rds_skip_final_snapshot must be true"),
+    mutant("TF-7", "deletion protection hard-coded in the module", f"{EPHEMERAL}/database.tf",
+           "deletion_protection              = var.rds_deletion_protection",
+           "deletion_protection              = false # TODO: var.rds_deletion_protection, blocked the destroy",
+           "sets deletion_protection = false for every environment"),
+    Mutant("TF-7", "an auto.tfvars lowers the retention", (
+        Edit(f"{EPHEMERAL}/prod.tfvars", "rds_backup_retention_days   = 7\n", ""),
+        Edit(f"{EPHEMERAL}/loadtest.auto.tfvars", None, "# temporary: cheaper while we load-test\nrds_backup_retention_days = 0\n"),
+    ), "rds_backup_retention_days is 0, set by loadtest.auto.tfvars"),
     # --- K8S-1 ------------------------------------------------------------------------------
     mutant("K8S-1", "prod patch removes the readiness probe", PROD, PROD_APP_PATCH,
            "            containers:\n              - name: app\n                readinessProbe: null\n                resources:\n",
            "deploy/k8s/overlays/prod: Deployment"),
+    mutant("K8S-1", "prod JSON patch removes the liveness probe", PROD, "patches:\n", json_patch(
+        "Deployment", "{slug}", "- op: remove\n  path: /spec/template/spec/containers/0/livenessProbe"),
+        "container app has no HTTP livenessProbe"),
     mutant("K8S-1", "liveness checks the database", DEPLOYMENT, "          livenessProbe:\n            httpGet:\n              path: /health\n",
            "          livenessProbe:\n            httpGet:\n              path: /ready\n", "livenessProbe is GET /ready"),
     # --- K8S-2 ------------------------------------------------------------------------------
     mutant("K8S-2", "migrations no longer run", DEPLOYMENT, 'command: ["alembic", "upgrade", "head"]',
            'command: ["alembic", "current"]', "no init container runs `alembic upgrade head`"),
-    mutant("K8S-2", "the advisory lock removed", "alembic/env.py", 'connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})',
+    mutant("K8S-2", "the advisory lock removed", "alembic/env.py", 'connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})',
            "pass", "advisory lock"),
     # --- K8S-3 ------------------------------------------------------------------------------
     mutant("K8S-3", "the binding to cluster-admin", "deploy/k8s/base/rbac.yaml", "  kind: Role\n  name: {slug}\n",
@@ -192,6 +238,12 @@ MUTANTS: list[Mutant] = [
     mutant("K8S-3", "privilege escalation in prod only", PROD, PROD_APP_PATCH,
            "            containers:\n              - name: app\n                securityContext:\n"
            "                  allowPrivilegeEscalation: true\n                resources:\n", "allowPrivilegeEscalation: false"),
+    mutant("K8S-3", "a Role reading Secrets and exec-ing into pods", "deploy/k8s/base/rbac.yaml", "rules: []\n",
+           'rules:\n  # the admin endpoint lists the pods and reads the TLS secret\n  - apiGroups: [""]\n'
+           '    resources: ["pods", "pods/exec", "secrets"]\n    verbs: ["get", "list", "watch", "create"]\n', "reads Secrets"),
+    mutant("K8S-3", "a Role that may bind roles", "deploy/k8s/base/rbac.yaml", "rules: []\n",
+           'rules:\n  - apiGroups: ["rbac.authorization.k8s.io"]\n    resources: ["roles", "rolebindings"]\n'
+           '    verbs: ["escalate", "bind", "create", "patch"]\n', "writes RBAC"),
     mutant("K8S-3", "Pod Security relaxed", "deploy/k8s/base/namespace.yaml", "pod-security.kubernetes.io/enforce: restricted",
            "pod-security.kubernetes.io/enforce: baseline", "enforces Pod Security `restricted`"),
     # --- K8S-4 ------------------------------------------------------------------------------
@@ -224,6 +276,8 @@ MUTANTS: list[Mutant] = [
     mutant("SEC-1", "the nightly rescan only warns", CI, RESCAN, RESCAN + " || true", "job rescan-deployed-image"),
     mutant("SEC-1", "trivy fs in the background", CI, "--skip-dirs .cache .\n", "--skip-dirs .cache . &\n",
            "in the background"),
+    mutant("SEC-1", "trivy fs looks for secrets only", CI, "trivy fs --scanners vuln,secret", "trivy fs --scanners secret",
+           "does not scan for vulnerabilities"),
     # --- SEC-2 ------------------------------------------------------------------------------
     mutant("SEC-2", "passlib back in the lock", "requirements.txt", None,
            "passlib==1.7.4 \\\n    --hash=sha256:aa6bca462b8d8bda89c70b382f0c298a20b5560af6cbfa2dce410c0a2fb669f1\n"
@@ -243,6 +297,9 @@ MUTANTS: list[Mutant] = [
            ".trivyignore.yaml"),
     mutant("SEC-4", "trivy fs without the exceptions file", CI, "--exit-code 1 --ignorefile .trivyignore.yaml --cache-dir "
            ".cache/trivy --skip-dirs", "--exit-code 1 --cache-dir .cache/trivy --skip-dirs", "without --ignorefile"),
+    mutant("SEC-4", "pip-audit ignores findings", CI, "pip-audit --strict --disable-pip",
+           "pip-audit --strict --disable-pip --ignore-vuln GHSA-4xh5-x5gv-qwph --ignore-vuln PYSEC-2024-60",
+           "pip-audit ignores GHSA-4xh5-x5gv-qwph, PYSEC-2024-60"),
     # --- DEP-1 ------------------------------------------------------------------------------
     mutant("DEP-1", "make install without hashes", "Makefile", "-q --require-hashes -r requirements-dev.txt", "-q -r requirements-dev.txt",
            "`make install` installs without --require-hashes"),
@@ -253,6 +310,9 @@ MUTANTS: list[Mutant] = [
            "--index-url https://pypi.internal.example/simple\n", "leaked into the lock"),
     mutant("DEP-1", "a dev tool declared but never locked", "requirements-dev.in", None, "pytest-xdist~=3.6\n",
            "pytest-xdist is declared in requirements-dev.in but not locked"),
+    mutant("DEP-1", "a package installed into the image by hand", "Dockerfile", "RUN /opt/venv/bin/pip uninstall -y pip\n",
+           "# sentry for the incident; add to requirements.in later\nRUN /opt/venv/bin/pip install --no-cache-dir sentry-sdk\n"
+           "RUN /opt/venv/bin/pip uninstall -y pip\n", "pip install --no-cache-dir sentry-sdk` installs without --require-hashes"),
     # --- DEP-2 ------------------------------------------------------------------------------
     mutant("DEP-2", "deptry dropped from make lint", "Makefile", "\t$(BIN)/deptry .\n", "", "does not run deptry"),
     Mutant("DEP-2", "a dependency added and locked, never imported", (
@@ -297,7 +357,7 @@ MUTANTS: list[Mutant] = [
     mutant("RUN-2", "DATABASE_URL from the environment", DEPLOYMENT,
            "            - name: DATABASE_URL_FILE\n              value: /var/run/secrets/db/url\n",
            "            - name: DATABASE_URL\n              valueFrom:\n                secretKeyRef:\n"
-           "                  name: db-secret\n                  key: url\n", "a rotated password needs a restart"),
+           "                  name: db-app-secret\n                  key: url\n", "a rotated password needs a restart"),
     mutant("RUN-2", "the database secret refreshed hourly", "deploy/k8s/base/external-secrets.yaml", "  refreshInterval: 1m\n",
            "  refreshInterval: 1h\n", "refreshes every 1h"),
     # --- GIT-1 ------------------------------------------------------------------------------
@@ -323,6 +383,26 @@ MUTANTS: list[Mutant] = [
     mutant("IAM-2", "a NotAction allow", f"{PERSISTENT}/ci_policies.tf",
            '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },',
            '{ Sid = "RegistryLogin", Effect = "Allow", NotAction = ["iam:*"], Resource = "*" },', "NotAction"),
+    mutant("IAM-2", "a hotfix policy written in a resource", f"{PERSISTENT}/iam.tf", None,
+           '\nresource "aws_iam_role_policy" "dev_hotfix" {\n  name = "hotfix"\n  role = aws_iam_role.ci["dev"].id\n'
+           '  policy = jsonencode({\n    Version   = "2012-10-17"\n'
+           '    Statement = [{ Effect = "Allow", Action = "*", Resource = "*" }]\n  })\n}\n',
+           "aws_iam_role_policy.dev_hotfix: statement (no Sid) allows *"),
+    mutant("IAM-2", "AdministratorAccess attached", f"{PERSISTENT}/iam.tf", None,
+           '\nresource "aws_iam_role_policy_attachment" "dev_admin" {\n  role       = aws_iam_role.ci["dev"].name\n'
+           '  policy_arn = "arn:aws:iam::aws:policy/AdministratorAccess"\n}\n', "attaches arn:aws:iam::aws:policy/AdministratorAccess"),
+    Mutant("IAM-2", "iam:* on a local that is *", (
+        Edit(f"{PERSISTENT}/ci_policies.tf", None, '\nlocals {\n  everything = "*"\n}\n'),
+        Edit(f"{PERSISTENT}/ci_policies.tf",
+             '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },',
+             '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },\n'
+             '      { Sid = "Debug", Effect = "Allow", Action = "iam:*", Resource = local.everything },'),
+    ), "statement Debug allows iam:* on every resource"),
+    mutant("IAM-2", "role-writing IAM prefixes on *", f"{PERSISTENT}/ci_policies.tf",
+           '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },',
+           '{ Sid = "RegistryLogin", Effect = "Allow", Action = "ecr:GetAuthorizationToken", Resource = "*" },\n'
+           '      { Sid = "Roles", Effect = "Allow", Action = ["iam:Put*", "iam:Attach*", "iam:PassRole"], Resource = "*" },',
+           "allows iam:Put*, iam:Attach*, iam:PassRole on every resource"),
     # --- ECR-1 ------------------------------------------------------------------------------
     mutant("ECR-1", "every tag expires after the retention", f"{PERSISTENT}/lifecycle.tf", 'tagPatternList = ["*-candidate"]',
            'tagPatternList = ["*"]', "a deployed <sha> image would be deleted"),
@@ -342,6 +422,65 @@ MUTANTS: list[Mutant] = [
     mutant("NET-1", "the policy selects other pods", "deploy/k8s/base/network-policy.yaml",
            "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: {slug}\n",
            "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: {slug}-api\n", "no NetworkPolicy selects its pods"),
+    mutant("NET-1", "prod egress opened to anywhere", PROD, "patches:\n", json_patch(
+        "NetworkPolicy", "{slug}", "- op: add\n  path: /spec/egress/-\n  value:\n    to:\n      - ipBlock:\n"
+        "          cidr: 0.0.0.0/0"), "egress rule to ipBlock 0.0.0.0/0"),
+    mutant("NET-1", "dev ingress from every namespace", DEV, "patches:\n", json_patch(
+        "NetworkPolicy", "{slug}", "- op: add\n  path: /spec/ingress/-\n  value:\n    from:\n      - namespaceSelector: {{}}"),
+        "ingress rule from namespaceSelector {}"),
+    mutant("NET-1", "the vpc-cni add-on loses its configuration", f"{EPHEMERAL}/cluster.tf",
+           "      configuration_values = local.vpc_cni_configuration\n", "", "enableNetworkPolicy"),
+    mutant("NET-1", "dev gets its own vpc-cni configuration", f"{EPHEMERAL}/cluster.tf",
+           "configuration_values = local.vpc_cni_configuration",
+           'configuration_values = var.environment == "dev" ? jsonencode({ env = { ENABLE_PREFIX_DELEGATION = "true" } })'
+           " : local.vpc_cni_configuration", "in every environment"),
+]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An edit that keeps a practice: the report must not turn it FAIL (a false alarm teaches teams
+    to ignore the report). `expect` gives the lines that change status, with their new status."""
+
+    name: str
+    edits: tuple[Edit, ...]
+    expect: tuple[tuple[str, str], ...] = ()
+
+
+# Equivalent forms of the generated configuration (issue 14 review): each line stays as it was,
+# or turns MANUAL where the report cannot judge what it points at.
+VARIANTS: list[Variant] = [
+    Variant("the CI files included by a wildcard (include:local with *)", (
+        Edit(CI, "re:include:\n(  - local: \\.gitlab/ci/[\\w.-]+\\.yml\n)+", "include:\n  - local: .gitlab/ci/*.yml\n"),
+    )),
+    Variant("a Trivy global option before the subcommand", (
+        Edit(CI, "    - trivy image --image-src remote", "    - trivy --cache-dir .cache/trivy image --image-src remote"),
+    )),
+    Variant("the scan piped to tee, its status checked through pipefail", (
+        Edit(CI, SCAN, SCAN + ' | tee trivy.txt; test "${PIPESTATUS[0]}" -eq 0 || echo "see trivy.txt"'),
+    )),
+    Variant("promote `when: always` under a rule that sets when: on_success", (
+        Edit(CI, "  needs: [scan-image]\n", "  needs: [scan-image]\n  when: always\n"),
+    )),
+    Variant("the preStop sleep as an exec of sleep", (
+        Edit(DEPLOYMENT, PRESTOP, '            preStop:\n              exec:\n                command: ["sleep", "20"]\n'),
+    )),
+    Variant("a namespace-wide egress policy (podSelector {})", (
+        Edit(NETWORK_POLICY, "  policyTypes:\n    - Ingress\n    - Egress\n", "  policyTypes: [Ingress]\n"),
+        Edit(NETWORK_POLICY, "  egress:\n", "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+             "  name: namespace-egress\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n"),
+    )),
+    Variant("a default-deny policy for the whole namespace", (
+        Edit(NETWORK_POLICY, None, "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+             "  name: default-deny\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n"),
+    )),
+    Variant("the scan moved into a script of the repository", (
+        Edit(CI, "re:    - trivy image --image-src remote [^\\n]*\\n[^\\n]*\\n[^\\n]*-candidate\"\\n",
+             '    - scripts/scan-image "${IMAGE_NAME}:${CI_COMMIT_SHA}-candidate"\n'),
+        Edit("scripts/scan-image", None, "#!/bin/sh\nset -eu\nexec trivy image --image-src remote --scanners vuln "
+             "--pkg-types os,library --severity HIGH,CRITICAL \\\n  --ignore-unfixed --exit-code 1 --ignorefile "
+             ".trivyignore.yaml --cache-dir .cache/trivy \"$1\"\n"),
+    ), (("CI-4", "MANUAL"), ("CHK-3", "MANUAL"))),
 ]
 
 
@@ -471,3 +610,38 @@ def test_every_mutant_fails_exactly_its_practice(
             print(f"  {pid:<6} {caught[pid]}/{total[pid]}  {100 * caught[pid] // total[pid]:3d} %")
         print(f"  all    {sum(caught.values())}/{len(MUTANTS)}")
     assert not problems, "mutants the report misses:\n" + "\n".join(problems)
+
+
+def test_equivalent_variants_keep_their_lines(
+    service: Path,
+    installed_venvs: Callable[[Path], list[str]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The report's false alarms of the issue 14 review: valid forms stay PASS (or MANUAL)."""
+    venv = Path(installed_venvs(service)[1].split("=", 1)[1])
+    work = tmp_path / "service"
+    shutil.copytree(service, work, ignore=shutil.ignore_patterns(".venv", ".git"))
+    values = {"slug": str(answers_of(service)["project_slug"])}
+    report = load_report(work, service.parent.name.replace("-", "_") + "_variants")
+    report.PYTHON = str(venv / "bin" / "python")
+    before = {pid: status for pid, (status, _) in statuses(report, work).items()}
+    problems = []
+    for variant in VARIANTS:
+        touched = {edit.path: (work / edit.path).read_bytes() if (work / edit.path).exists() else None
+                   for edit in variant.edits}  # fmt: skip
+        try:
+            for edit in variant.edits:
+                apply(work, edit, values)
+            after = statuses(report, work)
+        finally:
+            for relative, content in touched.items():
+                if content is None:
+                    (work / relative).unlink()
+                else:
+                    (work / relative).write_bytes(content)
+        expected = {**before, **dict(variant.expect)}
+        changed = {pid: f"{expected[pid]} -> {status}: {detail}" for pid, (status, detail) in after.items()
+                   if status != expected.get(pid)}  # fmt: skip
+        if changed:
+            problems.append(f"{variant.name!r}: {changed}")
+    assert not problems, "equivalent forms the report misjudges:\n" + "\n".join(problems)

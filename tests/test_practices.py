@@ -233,3 +233,63 @@ def test_the_reports_pipeline_model_agrees_with_gitlab_ci_local(
             if when != "never":
                 mine[name] = (when, allow is True or isinstance(allow, dict))
         assert mine == listed, f"{scenario}: the report's rules evaluation differs from gitlab-ci-local's"
+
+
+def _report_module() -> object:
+    """The template's scripts/practices.py, imported (it needs only PyYAML)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("practices_template", TEMPLATE_ROOT / "template" / "scripts" / "practices.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# How a gating command's failure reaches the job, as bash runs the job script (errexit and pipefail
+# on, every line in one eval: gitlab-runner shells/bash.go; POSIX 2.9.3 AND-OR lists).
+SHELL_CASES = [
+    (["trivy image x"], False),
+    (["trivy image x || true"], True),
+    (["trivy image x || exit 1"], False),
+    (["trivy image x || exit 0"], True),
+    (["trivy image x && echo ok"], False),  # the last line: the script's status is the list's
+    (["trivy image x && echo ok", "echo next"], True),  # errexit ignores it, the job goes on
+    (['trivy image x && echo "clean" || echo warn'], True),
+    (["trivy image x && echo ok || false"], False),
+    (["trivy image x || echo a && false"], False),
+    (["trivy image x || echo a && echo b"], True),
+    (["trivy image x | tee f"], False),
+    (["set +o pipefail", "trivy image x | tee f"], True),
+    (['trivy image x | tee f; test "${PIPESTATUS[0]}" -eq 0 || echo see f'], False),
+    (["trivy image x; echo done"], False),
+    (["set +e", "trivy image x"], True),
+    (["trivy image x &"], True),
+    (["if ! trivy image x; then echo warn; fi"], True),
+    (["trivy --cache-dir .cache/trivy image x || true"], True),
+    (["trivy --cache-dir .cache/trivy image x"], False),
+]
+
+
+@pytest.mark.parametrize(("lines", "is_masked"), SHELL_CASES, ids=[" ; ".join(c[0]) for c in SHELL_CASES])
+def test_masked_follows_the_shell(lines: list[str], is_masked: bool) -> None:
+    report = _report_module()
+    found = report.masked(lines, report.trivy_command("image"))  # type: ignore[attr-defined]
+    assert bool(found) == is_masked, found
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("trivy image --severity HIGH,CRITICAL --exit-code 1 x", {"--severity": "HIGH,CRITICAL", "--exit-code": "1"}),
+        ("trivy --cache-dir c i -s CRITICAL --exit-code=0 x", {"--cache-dir": "c", "--severity": "CRITICAL", "--exit-code": "0"}),
+        ("trivy image \\\n  --vuln-type os x", {"--pkg-types": "os"}),
+        ("echo .cache/trivy image x", None),
+        ("trivy fs --scanners secret .", None),
+    ],
+)
+def test_trivy_command_lines_read_as_trivy_reads_them(script: str, expected: dict[str, str] | None) -> None:
+    report = _report_module()
+    runs = report.trivy_runs(script, "image")  # type: ignore[attr-defined]
+    assert runs == ([] if expected is None else [(expected, ["x"])])

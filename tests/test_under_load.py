@@ -61,7 +61,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, service_venv, test_databa
     venv = service_venv(version)
     proc = run(["make", "install", f"PYTHON={python_for(version)}", f"VENV={venv}"], cwd=service, timeout=900)
     assert proc.returncode == 0, output(proc)
-    # The URL as the pod gets it: a file of the db-secret volume, at the path the manifest names.
+    # The URL as the pod gets it: a file of the db-app-secret volume, at the path the manifest names.
     url_file = service / "db-url"
     url_file.write_text(test_database_url)
     manifest_env["DATABASE_URL_FILE"] = str(url_file)

@@ -2,7 +2,8 @@
 
 Every replica's init container runs `alembic upgrade head` at the same moment. The lock makes
 them take turns: the first applies the migrations, the others find the schema at head and do
-nothing (the pattern pypi/warehouse uses).
+nothing (the pattern pypi/warehouse uses). The db-roles init container (app/db/roles.py) takes the
+same lock, so its grants never meet a migration's ALTER TABLE (app/db/locks.py).
 """
 
 from alembic import context
@@ -12,9 +13,7 @@ import app.models  # noqa: F401  registers every table on Base.metadata
 from app.core.config import MigrationSettings
 from app.core.logging import configure_logging
 from app.db.base import Base
-
-# Any constant shared by all replicas works; this one reads "alembic" in ASCII.
-MIGRATION_LOCK_ID = 0x616C656D626963
+from app.db.locks import SCHEMA_LOCK_ID
 
 config = context.config
 # The service's JSON lines, not alembic.ini's text format: the init container's output sits in
@@ -45,7 +44,7 @@ def run_migrations_online() -> None:
         if locked:
             # Session-level lock: held across the migration transactions, released below
             # or, if the process dies, when its connection closes.
-            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})
             connection.commit()
         try:
             context.configure(connection=connection, target_metadata=target_metadata)
@@ -53,7 +52,7 @@ def run_migrations_online() -> None:
                 context.run_migrations()
         finally:
             if locked:
-                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": SCHEMA_LOCK_ID})
                 connection.commit()
 
 

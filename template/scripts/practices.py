@@ -74,6 +74,10 @@ PINNED_TAG = re.compile(r"(:(?!latest$)[\w.-]+|@sha256:[0-9a-f]{64})$")
 Problems = list[str]
 
 
+class Verify(str):
+    """A problem the files cannot settle: the line is MANUAL with this, unless something FAILs."""
+
+
 # --- Reading the pipeline ----------------------------------------------------------------------
 
 
@@ -141,7 +145,8 @@ class Pipeline:
         for include in as_list(data.get("include")):
             local = include if isinstance(include, str) else include.get("local")
             if local:
-                self._read(str(local).lstrip("/"), seen)
+                for found in self._local_files(str(local).lstrip("/")):
+                    self._read(found, seen)
         # The including file wins over what it includes, as in GitLab.
         self.stages = list(data.get("stages", self.stages))
         self.workflow = data.get("workflow", self.workflow)
@@ -153,8 +158,25 @@ class Pipeline:
         self.default = deep_merge(self.default, {**globals_, **(data.get("default") or {})})
         for key, value in data.items():
             if key not in CI_KEYWORDS and isinstance(value, dict):
-                self.definitions[key] = value
-                self.origin[key] = name
+                # A job defined again in the including file overrides the included one key by key
+                # (GitLab deep-merges them: "Override included configuration values").
+                self.definitions[key] = deep_merge(self.definitions.get(key, {}), value)
+                self.origin[key] = name if key not in self.origin else f"{self.origin[key]} (+ {name})"
+
+    def _local_files(self, pattern: str) -> list[str]:
+        """The files an `include: local` names, with GitLab's wildcard grammar
+        (Repository#search_files_by_wildcard_path): `**/` any folders or none, `**` anything, `*`
+        anything but `/`."""
+        if "*" not in pattern:
+            return [pattern]
+        escaped = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        regex = re.compile(escaped)
+        found = [
+            path.relative_to(self.root).as_posix()
+            for path in files_named(self.root, "*")
+            if regex.fullmatch(path.relative_to(self.root).as_posix())
+        ]
+        return sorted(found)
 
     @property
     def jobs(self) -> list[str]:
@@ -864,10 +886,13 @@ def masked(lines: list[str], command: str) -> list[str]:
     """
     problems = []
     errexit, pipefail = True, True
-    for line in lines:
+    # A multi-line block is a list of commands, one per line (a newline ends a command as `;`
+    # does); a backslash-newline continues the line.
+    lines = [part for block in lines for part in block.replace("\\\n", " ").splitlines() if part.strip()]
+    for number, line in enumerate(lines):
         words = shell_words(line)
         if re.search(command, line):
-            problems += _masking(line, words, command, errexit, pipefail)
+            problems += _masking(line, words, command, errexit, pipefail, last=number == len(lines) - 1)
         for index, word in enumerate(words):
             if word != "set" or (index and words[index - 1] not in {";", "&&", "||", "(", "then", "do"}):
                 continue
@@ -883,8 +908,32 @@ def masked(lines: list[str], command: str) -> list[str]:
     return problems
 
 
-def _masking(  # noqa: PLR0911 - one return per way a shell drops an exit status
-    line: str, words: list[str], command: str, errexit: bool, pipefail: bool
+SHELL_OPERATORS = {"||", "|", "&", ";", "&&", ";;"}
+
+
+def _segments(words: list[str]) -> list[tuple[str | None, list[str]]]:
+    """(operator before, command words) for each simple command, at nesting depth 0."""
+    segments: list[tuple[str | None, list[str]]] = [(None, [])]
+    depth = 0
+    for word in words:
+        if word in {"$(", "("}:
+            depth += 1
+        elif word == ")" and depth:
+            depth -= 1
+        if depth == 0 and word in SHELL_OPERATORS:
+            segments.append((word, []))
+        else:
+            segments[-1][1].append(word)
+    return segments
+
+
+def _fails(command: list[str]) -> bool:
+    """Whether a command run after a failure keeps the status non-zero (`false`, `exit`, `exit 3`)."""
+    return command[:1] == ["false"] or (command[:1] == ["exit"] and command[1:2] != ["0"])
+
+
+def _masking(  # noqa: PLR0911, PLR0913, PLR0917 - one return per way a shell drops an exit status
+    line: str, words: list[str], command: str, errexit: bool, pipefail: bool, last: bool = False
 ) -> list[str]:
     shown = f"`{' '.join(line.split())[:60]}`"
     if not errexit:
@@ -896,17 +945,108 @@ def _masking(  # noqa: PLR0911 - one return per way a shell drops an exit status
     assignment = len(before) == 2 and re.fullmatch(r"\w+=", before[0] or "") and before[1] == "$("
     if ("$(" in before or before.count("`") % 2) and not assignment:
         return [f"{shown} runs the command in a command substitution whose status is dropped"]
-    if any(word in {"!", "if", "while", "until", "elif"} for word in before):
+    # Only the words since the last `then`, `do` or `else` decide: the body of an if or a loop runs
+    # under errexit, its condition does not.
+    body = max((i + 1 for i, word in enumerate(before) if word in {"then", "do", "else"}), default=0)
+    if any(word in {"!", "if", "while", "until", "elif"} for word in before[body:]):
         return [f"{shown} negates or tests the command, so its failure does not stop the job"]
-    operator = next((w for w in rest if w in {"||", "|", "&", ";", "&&"}), None)
-    after = rest[rest.index(operator) + 1 :] if operator else []
-    if operator == "||" and not (after[:1] == ["false"] or (after[:1] == ["exit"] and after[1:2] != ["0"])):
-        return [f"{shown} continues with `|| {' '.join(after)[:20]}` when the command fails; remove it"]
-    if operator == "|" and not pipefail:
-        return [f"{shown} pipes the command after `set +o pipefail`, so the last command's status wins"]
-    if operator == "&":
+    segments = _segments(rest)
+    index = 1
+    # The pipeline the command starts: with pipefail its status is the last non-zero one.
+    while index < len(segments) and segments[index][0] == "|":
+        if not pipefail:
+            return [f"{shown} pipes the command after `set +o pipefail`, so the last command's status wins"]
+        index += 1
+    if index < len(segments) and segments[index][0] == "&":
         return [f"{shown} runs the command in the background; the job does not wait for its status"]
+    # The rest of its AND-OR list (POSIX 2.9.3): errexit ignores every command of the list but the
+    # last, `&&` skips the next command after a failure, `||` runs it and takes its status.
+    failed, final, continued = True, True, list[str]()
+    while index < len(segments) and segments[index][0] in {"&&", "||"}:
+        operator, next_command = segments[index]
+        continued += [str(operator), *next_command]
+        final = False
+        if (operator == "||") == failed:  # `&&` runs the next command after a success, `||` after a failure
+            failed, final = _fails(next_command), True
+        index += 1
+    if not failed:
+        return [f"{shown} continues with `{' '.join(continued)[:30]}` when the command fails; remove it"]
+    if not final and not last:
+        return [
+            f"{shown} is followed by `{' '.join(continued)[:30]}`: errexit ignores a failure inside an "
+            "AND-OR list, so the job goes on; put the command on its own line"
+        ]
     return []
+
+
+# Trivy as its command line reads: global options may come before the subcommand, short options
+# are aliases (trivy 0.74 `trivy image --help`), and a later option of the same name wins.
+TRIVY_GLOBALS = r"(?:\s+(?:--cache-dir|--config|-c|--timeout)(?:=|\s+)\S+|\s+(?:--debug|-d|--quiet|-q|--insecure))*"
+
+
+def trivy_command(subcommand: str) -> str:
+    """A pattern of `trivy [global options] <subcommand>` as a command (not `.cache/trivy image`)."""
+    return rf"(?<![\w./-])trivy{TRIVY_GLOBALS}\s+{subcommand}\b"
+
+
+TRIVY_ALIASES = {"-s": "--severity", "-f": "--format", "-o": "--output", "-q": "--quiet", "-d": "--debug",
+                 "-c": "--config", "-t": "--template", "--vuln-type": "--pkg-types"}  # fmt: skip
+TRIVY_SUBCOMMANDS = {"i": "image", "image": "image", "fs": "fs", "filesystem": "fs"}
+TRIVY_SWITCHES = {"--ignore-unfixed", "--debug", "--quiet", "--insecure", "--no-progress", "--skip-db-update",
+                  "--skip-java-db-update", "--skip-check-update", "--skip-version-check", "--offline-scan",
+                  "--list-all-pkgs", "--dependency-tree", "--include-dev-deps", "--reset"}  # fmt: skip
+COMMAND_POSITION = SHELL_OPERATORS | {"$(", "`", "(", "{", "then", "do", "else", "!", "exec", "time", "if", "while",
+                                      "until", "elif"}  # fmt: skip
+
+
+def trivy_runs(script: str, subcommand: str) -> list[tuple[dict[str, str], list[str]]]:
+    """(options, arguments) of every `trivy <subcommand>` the script runs as a command."""
+    runs = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = shell_words(line)
+        for i, word in enumerate(words):
+            previous = words[i - 1] if i else ";"
+            if word.rsplit("/", 1)[-1] != "trivy" or not (
+                previous in COMMAND_POSITION or re.fullmatch(r"\w+=\S*", previous)
+            ):
+                continue
+            options: dict[str, str] = {}
+            arguments: list[str] = []
+            j = i + 1
+            while j < len(words) and words[j] not in SHELL_OPERATORS and words[j] != ")":
+                name, equals, value = words[j].partition("=")
+                if name.startswith("-"):
+                    name = TRIVY_ALIASES.get(name, name)
+                    takes_value = not equals and name not in TRIVY_SWITCHES and j + 1 < len(words)
+                    if takes_value and not words[j + 1].startswith("-") and words[j + 1] not in SHELL_OPERATORS:
+                        value, j = words[j + 1], j + 1
+                    options[name] = value.strip("\"'") if (equals or value) else "true"
+                else:
+                    arguments.append(words[j].strip("\"'"))
+                j += 1
+            if arguments and TRIVY_SUBCOMMANDS.get(arguments[0]) == subcommand:
+                runs.append((options, arguments[1:]))
+    return runs
+
+
+def trivy_option_problems(where: str, label: str, options: dict[str, str], pkg_types: set[str]) -> Problems:
+    """What a Trivy command line lets through: a finding must fail it, whatever its severity."""
+    problems = []
+    if options.get("--exit-code", "0") in {"0", ""}:
+        problems.append(f"{where}: `{label}` without --exit-code 1, so findings never fail the job")
+    severities = set(options.get("--severity", "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL").upper().split(","))
+    if not {"HIGH", "CRITICAL"} <= severities:
+        problems.append(f"{where}: `{label} --severity` leaves out HIGH or CRITICAL")
+    if "vuln" not in options.get("--scanners", "vuln").split(","):
+        problems.append(
+            f"{where}: `{label} --scanners {options['--scanners']}` does not scan for vulnerabilities (vuln)"
+        )
+    missing = pkg_types - set(options.get("--pkg-types", "os,library").split(","))
+    if missing:
+        problems.append(f"{where}: `{label} --pkg-types` leaves out {', '.join(sorted(missing))} packages")
+    if "--ignore-policy" in options:
+        problems.append(f"{where}: `{label} --ignore-policy` drops findings without a statement or expiry (SEC-4)")
+    return problems
 
 
 # --- The repository ----------------------------------------------------------------------------
@@ -985,15 +1125,24 @@ class Repository:
         }
 
     def variables(self, stack: str, tfvars: str | None = None) -> dict[str, Any]:
-        """Values of a stack's variables: their defaults, then terraform.tfvars, then an environment's tfvars."""
-        values = {b.labels[0]: b.body.get("default") for b in self.stack(stack).blocks if b.type == "variable"}
-        for name in ("terraform.tfvars", tfvars):
-            path = self.path(f"infra/terraform/{stack}/{name}") if name else None
+        """Values of a stack's variables as Terraform sets them: defaults, terraform.tfvars, every
+        *.auto.tfvars in lexical order, then the environment's -var-file (scripts/tf)."""
+        return {name: value for name, (value, _) in self.variable_sources(stack, tfvars).items()}
+
+    def variable_sources(self, stack: str, tfvars: str | None = None) -> dict[str, tuple[Any, str]]:
+        """(value, file that set it) of each variable of a stack, in Terraform's precedence order."""
+        values = {b.labels[0]: (b.body.get("default"), "its default")
+                  for b in self.stack(stack).blocks if b.type == "variable"}  # fmt: skip
+        folder = self.path(f"infra/terraform/{stack}")
+        automatic = sorted(p.name for p in folder.glob("*.auto.tfvars")) if folder.is_dir() else []
+        for name in ("terraform.tfvars", *automatic, tfvars):
+            path = folder / name if name else None
             if path and path.is_file():
                 try:
-                    values.update(parse_hcl(path.read_text(encoding="utf-8")).attributes)
+                    attributes = parse_hcl(path.read_text(encoding="utf-8")).attributes
                 except HCLError as error:
                     raise ValueError(f"{path.relative_to(self.root)}: {error}") from error
+                values.update({key: (value, str(name)) for key, value in attributes.items()})
         return values
 
     def run_script(self, script: str, *args: str) -> Problems:
@@ -1166,17 +1315,16 @@ def ci_4(repo: Repository) -> Problems:
         for destination in re.findall(r"--destination[= ]+\"?([^\"\s]+)", pipeline.script(job)):
             if not destination.endswith("-candidate"):
                 problems.append(f"{pipeline.where(name)}: pushes {destination}, not a <sha>-candidate tag")
-    scans = jobs_running(repo, r"\btrivy image\b")
-    if not scans:
-        problems.append(f"{PIPELINE}: no job scans the candidate with `trivy image`")
+    scans = jobs_running(repo, trivy_command("image"))
     for name, job in scans:
         problems += _scan_options(pipeline, name, job)
     # Other scans (the audit's rescan of the deployed image) may read a promoted tag.
     candidate_scans = [name for name, job in scans if "-candidate" in pipeline.script(job)]
-    if scans and not candidate_scans:
-        problems.append(f"{PIPELINE}: no `trivy image` job scans the <sha>-candidate")
     for name in candidate_scans:
-        problems += gate_problems(pipeline, name, pipeline.resolved(name), r"trivy image\b", SCENARIOS)
+        problems += gate_problems(pipeline, name, pipeline.resolved(name), trivy_command("image"), SCENARIOS)
+    if not candidate_scans:
+        unjudged, candidate_scans = _scan_unjudged(repo)
+        problems += unjudged
     problems += _promote_after_scan(repo, candidate_scans)
     for name in pipeline.jobs:
         job = pipeline.resolved(name)
@@ -1186,20 +1334,46 @@ def ci_4(repo: Repository) -> Problems:
 
 
 def _scan_options(pipeline: Pipeline, name: str, job: dict[str, Any]) -> Problems:
-    """What the `trivy image` command line of a job lets through, variables expanded."""
+    """What the `trivy image` command lines of a job let through, variables expanded."""
     problems = []
     variables = {**pipeline.variables, **_variables(job.get("variables"))}
-    words = shell_words(expand(pipeline.script(job), variables))
-    flags = {word: words[i + 1] if i + 1 < len(words) else "" for i, word in enumerate(words) if word.startswith("--")}
-    flags.update(dict(w.split("=", 1) for w in words if w.startswith("--") and "=" in w))
-    for flag, value in (("--image-src", "remote"), ("--exit-code", "1")):
-        if flags.get(flag) != value:
-            problems.append(f"{pipeline.where(name)}: `trivy image` without {flag} {value}")
-    if not {"HIGH", "CRITICAL"} <= set(flags.get("--severity", "HIGH,CRITICAL").split(",")):
-        problems.append(f"{pipeline.where(name)}: `trivy image --severity` leaves out HIGH or CRITICAL")
+    where = pipeline.where(name)
+    for options, _ in trivy_runs(expand(pipeline.script(job), variables), "image"):
+        if options.get("--image-src") != "remote":
+            problems.append(f"{where}: `trivy image` without --image-src remote")
+        problems += trivy_option_problems(where, "trivy image", options, {"os", "library"})
     if not PINNED_TAG.search(pipeline.image(job)[1]):
-        problems.append(f"{pipeline.where(name)}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
+        problems.append(f"{where}: Trivy image {pipeline.image(job)[1]!r} is not pinned")
     return problems
+
+
+def _scan_unjudged(repo: Repository) -> tuple[Problems, list[str]]:
+    """No job runs `trivy image` on the candidate itself: a scan job calling a script of the
+    repository cannot be judged from the pipeline (MANUAL, its rules and allow_failure still are);
+    no scan job at all is a FAIL."""
+    pipeline = repo.pipeline
+    needed = {n.get("job") if isinstance(n, dict) else n
+              for name in pipeline.jobs if pipeline.resolved(name).get("stage") == "promote"
+              for n in as_list(pipeline.resolved(name).get("needs"))}  # fmt: skip
+    for name in pipeline.jobs:
+        job = pipeline.resolved(name)
+        if job.get("stage") != "scan-image" and name not in needed:
+            continue
+        for line in pipeline.lines(job):
+            words = shell_words(line)
+            scripts = [w for i, w in enumerate(words) if (not i or words[i - 1] in COMMAND_POSITION | {"sh", "bash"})
+                       and "/" in w and repo.path(w.removeprefix("./")).is_file()]  # fmt: skip
+            if scripts:
+                problems = gate_problems(pipeline, name, job, re.escape(scripts[0]), SCENARIOS)
+                problems.append(
+                    Verify(
+                        f"{pipeline.where(name)} scans through {scripts[0]}; check it runs `trivy image --image-src "
+                        "remote --exit-code 1 --severity HIGH,CRITICAL` on the <sha>-candidate and exits non-zero "
+                        "on a finding"
+                    )
+                )
+                return problems, [name]
+    return [f"{PIPELINE}: no job scans the <sha>-candidate with `trivy image`"], []
 
 
 def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
@@ -1218,6 +1392,16 @@ def _promote_after_scan(repo: Repository, scans: list[str]) -> Problems:
         needs = {n.get("job") if isinstance(n, dict) else n for n in listed}
         if not needs & set(scans):
             problems.append(f"{pipeline.where(name)}: does not need the scan job, so it may promote an unscanned image")
+        # `needs` orders the jobs; only `when: on_success` waits for the scan to pass. With
+        # `when: always` the job runs after a failed scan too, `on_failure` only after one.
+        job = pipeline.resolved(name)
+        for scenario, predefined in SCENARIOS.items():
+            when, _ = outcome(job, {**pipeline.variables, **_variables(job.get("variables")), **predefined})
+            if when in {"always", "on_failure"}:
+                problems.append(
+                    f"{pipeline.where(name)}: is `when: {when}` in {scenario}, so it promotes after a failed scan; "
+                    "use when: on_success"
+                )
     return problems
 
 
@@ -1398,25 +1582,57 @@ def tf_6(repo: Repository) -> Problems:
     return [f"docs/costs.md: does not mention {word}" for word in named if word not in costs]
 
 
+# TF-7: what each environment needs from the database module, by the module argument and the
+# variable the template passes to it.
+TF_7_ARGUMENTS: tuple[tuple[str, str, dict[str, tuple[Callable[[Any], bool], str]]], ...] = (
+    ("deletion_protection", "rds_deletion_protection", {"prod": (lambda v: v is True, "must be true")}),
+    ("skip_final_snapshot", "rds_skip_final_snapshot", {
+        "prod": (lambda v: v is False, "must be false, so a destroy keeps the data"),
+        "dev": (lambda v: v is True, "must be true, or the nightly destroy stops"),
+    }),
+    ("backup_retention_period", "rds_backup_retention_days", {
+        "prod": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                 "must be 1 or more; prod keeps backups"),
+    }),
+)  # fmt: skip
+
+
+def hcl(value: Any) -> str:
+    """A value as HCL writes it."""
+    return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+
+
 @check("TF-7")
 def tf_7(repo: Repository) -> Problems:
-    problems = []
+    problems: Problems = []
     where = "infra/terraform/ephemeral"
-    dev, prod = (repo.variables("ephemeral", f"{env}.tfvars") for env in ("dev", "prod"))
-    if dev.get("rds_skip_final_snapshot") is not True:
-        problems.append(f"{where}/dev.tfvars: rds_skip_final_snapshot must be true, or the nightly destroy stops")
-    if prod.get("rds_skip_final_snapshot") is not False:
-        problems.append(f"{where}/prod.tfvars: rds_skip_final_snapshot must be false, so a destroy keeps the data")
-    if prod.get("rds_deletion_protection") is not True:
-        problems.append(f"{where}/prod.tfvars: rds_deletion_protection must be true")
-    retention = prod.get("rds_backup_retention_days")
-    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
-        problems.append(f"{where}/prod.tfvars: rds_backup_retention_days is {retention}; prod must keep backups")
     databases = [
         block.body
         for block in repo.stack("ephemeral").blocks
         if (block.type == "module" and "engine" in block.body.attributes) or block.labels[:1] == ["aws_db_instance"]
     ]
+    for argument, variable, wanted in TF_7_ARGUMENTS:
+        for env, (good, why) in wanted.items():
+            sources = repo.variable_sources("ephemeral", f"{env}.tfvars")
+            for body in databases:
+                written = body.get(argument)
+                if isinstance(written, Expr) and written.text == f"var.{variable}":
+                    value, source = sources.get(variable, (None, "nothing"))
+                    if not good(value):
+                        shown = "not set" if value is None else f"{hcl(value)}, set by {source}"
+                        problems.append(f"{where}/{env}.tfvars: {variable} {why} ({variable} is {shown})")
+                elif isinstance(written, Expr):
+                    problems.append(
+                        Verify(f"{where}: the database's {argument} is `{written.text}`; in {env} it {why}")
+                    )
+                elif not good(written):
+                    problems.append(
+                        f"{where}: the database module sets {argument} = {hcl(written)} for every environment; "
+                        f"pass var.{variable} so {env}.tfvars decides (in {env} it {why})"
+                    )
+    problems = list(dict.fromkeys(problems))
+    if not databases:
+        problems.append(f"{where}: no database module or aws_db_instance")
     if not any(b.get("manage_master_user_password") is True for b in databases):
         problems.append(f"{where}: the database does not set manage_master_user_password = true")
     if any("password" in b.attributes for b in databases):
@@ -1502,6 +1718,7 @@ def k8s_3(repo: Repository) -> Problems:
         for role in of_kind(docs, "Role", "ClusterRole"):
             if any("*" in as_list(rule.get(k)) for rule in role.get("rules") or [] for k in ("verbs", "resources")):
                 problems.append(f"{overlay}: {role['kind']} {name_of(role)} grants `*`")
+            problems += [f"{overlay}: {role['kind']} {name_of(role)} {why}" for why in _escalations(role)]
         namespaces = of_kind(docs, "Namespace")
         if not any((ns["metadata"].get("labels") or {}).get("pod-security.kubernetes.io/enforce") == "restricted"
                    for ns in namespaces):  # fmt: skip
@@ -1510,6 +1727,34 @@ def k8s_3(repo: Repository) -> Problems:
         for doc in of_kind(docs, *WORKLOADS):
             problems += _pod_privileges(f"{overlay}: {doc['kind']} {name_of(doc)}", pod_spec(doc), accounts)
     return problems
+
+
+# Grants that reach beyond the app's own objects (Kubernetes "RBAC good practices": secrets read,
+# workload creation, pods/exec, escalate, bind and impersonate all lead to more privileges).
+ESCALATING_GRANTS = (
+    ({"secrets"}, {"get", "list", "watch"}, "reads Secrets"),
+    ({"pods", "deployments", "daemonsets", "statefulsets", "jobs", "cronjobs", "replicasets"},
+     {"create", "update", "patch"}, "creates or changes workloads, which run with any ServiceAccount"),
+    ({"pods/exec", "pods/attach", "nodes/proxy", "serviceaccounts/token"}, {"create", "get"},
+     "execs into pods or mints tokens"),
+    ({"roles", "clusterroles", "rolebindings", "clusterrolebindings"},
+     {"escalate", "bind", "create", "update", "patch"}, "writes RBAC, so it can grant itself anything"),
+    ({"users", "groups", "serviceaccounts"}, {"impersonate"}, "impersonates other identities"),
+)  # fmt: skip
+
+
+def _escalations(role: dict[str, Any]) -> list[str]:
+    found = []
+    for rule in role.get("rules") or []:
+        resources, verbs = set(map(str, as_list(rule.get("resources")))), set(map(str, as_list(rule.get("verbs"))))
+        for dangerous, risky_verbs, why in ESCALATING_GRANTS:
+            hit = sorted(resources & dangerous)
+            if hit and verbs & risky_verbs:
+                found.append(
+                    f"{why} ({', '.join(sorted(verbs & risky_verbs))} on {', '.join(hit)}); "
+                    "grant only what the app needs"
+                )
+    return list(dict.fromkeys(found))
 
 
 def _pod_privileges(where: str, spec: dict[str, Any], accounts: set[str]) -> Problems:
@@ -1668,10 +1913,13 @@ def sec_1(repo: Repository) -> Problems:
     on_change_and_audit = {**SCENARIOS, "the audit schedule": schedule_scenario("audit")}
     audits = {
         "pip-audit --strict": (r"\S*pip-audit\b[^\n]*--strict", on_change_and_audit),
-        "trivy fs": (r"trivy fs\b", on_change_and_audit),
+        "trivy fs": (trivy_command("fs"), on_change_and_audit),
         "semgrep": (r"semgrep( scan)?\b[^\n]*--error", on_change_and_audit),
         # The candidate scan is CI-4's; this is the nightly rescan of what is deployed.
-        "trivy image of the deployed image": (r"trivy image\b", {"the audit schedule": schedule_scenario("audit")}),
+        "trivy image of the deployed image": (
+            trivy_command("image"),
+            {"the audit schedule": schedule_scenario("audit")},
+        ),
     }
     for label, (command, scenarios) in audits.items():
         jobs = [(n, j) for n, j in jobs_running(repo, command) if "-candidate" not in pipeline.script(j)]
@@ -1679,6 +1927,9 @@ def sec_1(repo: Repository) -> Problems:
             problems.append(f"{PIPELINE}: no job runs {label}; add it back so findings block")
         for name, job in jobs:
             problems += gate_problems(pipeline, name, job, command, scenarios)
+            if label == "trivy fs":
+                for options, _ in trivy_runs(pipeline.script(job), "fs"):
+                    problems += trivy_option_problems(pipeline.where(name), "trivy fs", options, {"library"})
     # A CVE published after the last change is found only by a scheduled audit.
     problems += scheduled(repo, "audit")
     return problems
@@ -1725,7 +1976,16 @@ def sec_3(repo: Repository) -> Problems:
 @check("SEC-4")
 def sec_4(repo: Repository) -> Problems:
     problems = repo.run_script("scripts/check_trivyignore.py", ".trivyignore.yaml")
-    for name, job in jobs_running(repo, r"\btrivy (fs|image)\b"):
+    # pip-audit's --ignore-vuln drops a finding with neither a statement nor an expiry.
+    for name in repo.pipeline.jobs:
+        for line in repo.pipeline.lines(repo.pipeline.resolved(name)):
+            ignored = re.findall(r"--ignore-vuln[= ]+(\S+)", line) if "pip-audit" in line else []
+            if ignored:
+                problems.append(
+                    f"{repo.pipeline.where(name)}: pip-audit ignores {', '.join(ignored)} with no statement or expiry; "
+                    "upgrade the dependency (or pin a fixed version) instead of --ignore-vuln"
+                )
+    for name, job in jobs_running(repo, trivy_command("(fs|image)")):
         if "--ignorefile .trivyignore.yaml" not in repo.pipeline.script(job):
             problems.append(f"{repo.pipeline.where(name)}: runs Trivy without --ignorefile .trivyignore.yaml")
     return problems
@@ -1757,6 +2017,34 @@ def _unhashed(lock: str) -> list[str]:
     return problems
 
 
+def _unlocked_installs(dockerfile: str) -> Problems:
+    """Every `pip install` of the Dockerfile must install the lock, hashes required, and nothing else:
+    a package named on the command line is neither locked nor hash-checked."""
+    problems = []
+    installs = 0
+    for run in re.findall(r"^RUN\s+(.*)$", re.sub(r"\\\n", " ", dockerfile), flags=re.M | re.I):
+        words = shell_words(run)
+        for i, word in enumerate(words):
+            if word.rsplit("/", 1)[-1] not in {"pip", "pip3"} or words[i + 1 : i + 2] != ["install"]:
+                continue
+            installs += 1
+            arguments, j = [], i + 2
+            while j < len(words) and words[j] not in SHELL_OPERATORS:
+                if words[j] in {"-r", "--requirement", "-c", "--constraint"}:
+                    j += 1
+                elif not words[j].startswith("-"):
+                    arguments.append(words[j])
+                j += 1
+            command = " ".join(words[i:j])
+            if "--require-hashes" not in words[i:j]:
+                problems.append(f"Dockerfile: `{command[:70]}` installs without --require-hashes")
+            elif arguments:
+                problems.append(f"Dockerfile: `{command[:70]}` installs {', '.join(arguments)} outside the lock")
+    if not installs:
+        problems.append("Dockerfile: installs without --require-hashes")
+    return problems
+
+
 @check("DEP-1")
 def dep_1(repo: Repository) -> Problems:
     problems = []
@@ -1776,8 +2064,7 @@ def dep_1(repo: Repository) -> Problems:
         for name in sorted(declared(source) - locked):
             problems.append(f"{lock.name}: {name} is declared in {source.name} but not locked; run `make lock`")
     makefile = repo.text("Makefile")
-    if "--require-hashes" not in repo.text("Dockerfile"):
-        problems.append("Dockerfile: installs without --require-hashes")
+    problems += _unlocked_installs(repo.text("Dockerfile"))
     if "--require-hashes" not in _make_recipe(makefile, "install"):
         problems.append("Makefile: `make install` installs without --require-hashes")
     compiles = [line for line in _make_recipe(makefile, "lock").splitlines() if "pip-compile" in line]
@@ -1956,6 +2243,18 @@ def _seconds(value: Any) -> int:
         return 0
 
 
+def _pre_stop_delay(pre_stop: dict[str, Any]) -> int:
+    """Seconds a preStop hook waits: the sleep action, or an exec of `sleep N` (directly or `sh -c`)."""
+    if "sleep" in pre_stop:
+        return _seconds((pre_stop.get("sleep") or {}).get("seconds"))
+    command = [str(word) for word in ((pre_stop.get("exec") or {}).get("command") or [])]
+    if len(command) == 3 and command[0].rsplit("/", 1)[-1] in {"sh", "bash"} and command[1] == "-c":
+        command = command[2].split()
+    if len(command) == 2 and command[0].rsplit("/", 1)[-1] == "sleep":
+        return _seconds(command[1])
+    return 0
+
+
 @check("RUN-1")
 def run_1(repo: Repository) -> Problems:
     problems = _no_manifests(repo)
@@ -1964,7 +2263,7 @@ def run_1(repo: Repository) -> Problems:
             where, spec = f"{overlay}: Deployment {name_of(doc)}", pod_spec(doc)
             app = app_container(spec)
             pre_stop = (app.get("lifecycle") or {}).get("preStop") or {}
-            delay = _seconds((pre_stop.get("sleep") or {}).get("seconds"))
+            delay = _pre_stop_delay(pre_stop)
             if delay < 10:
                 problems.append(f"{where}: no preStop sleep of 10 s or more; the ALB still sends to a deleted pod")
             env = {v.get("name"): v.get("value") for v in app.get("env") or []}
@@ -2004,15 +2303,15 @@ def run_2(repo: Repository) -> Problems:
                     f"{where}: the app reads DATABASE_URL from its environment; a rotated password needs a restart"
                 )
             secret_volumes = {v.get("name") for v in spec.get("volumes") or []
-                              if (v.get("secret") or {}).get("secretName") == "db-secret"}  # fmt: skip
+                              if (v.get("secret") or {}).get("secretName") == "db-app-secret"}  # fmt: skip
             mounts = [m for m in app.get("volumeMounts") or [] if m.get("name") in secret_volumes]
             if not mounts or any("subPath" in m for m in mounts):
-                problems.append(f"{where}: db-secret is not mounted whole (a subPath mount is never refreshed)")
+                problems.append(f"{where}: db-app-secret is not mounted whole (a subPath mount is never refreshed)")
         for secret in of_kind(docs, "ExternalSecret"):
             interval = str((secret.get("spec") or {}).get("refreshInterval", ""))
-            if name_of(secret) == "db-secret" and interval not in {"1m", "60s", "30s", "2m", "5m"}:
+            if name_of(secret) == "db-app-secret" and interval not in {"1m", "60s", "30s", "2m", "5m"}:
                 problems.append(
-                    f"{overlay}: ExternalSecret db-secret refreshes every {interval or 'never'}; 5m at most"
+                    f"{overlay}: ExternalSecret db-app-secret refreshes every {interval or 'never'}; 5m at most"
                 )
     if not re.search(r"^limits\b", repo.text("requirements.in"), re.M):
         problems.append("requirements.in: no rate-limit library (limits); logins and signups are not rate limited")
@@ -2066,6 +2365,54 @@ def words_of(value: Any) -> list[str]:
 
 
 PRIVILEGED_ACTION = re.compile(r"\*|(iam|kms|secretsmanager|sts|organizations):\*", re.I)
+# A wildcard on a sensitive service; reading the IAM and Organizations configuration is harmless.
+PRIVILEGED_SERVICE = re.compile(
+    r"(?!(iam|organizations):(Get|List)|\w+:(List|Describe))(iam|kms|secretsmanager|sts|organizations):\S*\*", re.I
+)
+# IAM actions that let a principal give itself (or a role it passes) more permissions.
+ESCALATING_ACTIONS = frozenset(
+    a.lower() for a in ("iam:PassRole", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
+                        "iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:AttachGroupPolicy", "iam:PutRolePolicy",
+                        "iam:PutUserPolicy", "iam:PutGroupPolicy", "iam:CreateAccessKey", "iam:UpdateAssumeRolePolicy",
+                        "iam:CreateLoginProfile", "iam:UpdateLoginProfile", "iam:AddUserToGroup",
+                        "iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary")
+)  # fmt: skip
+# AWS managed policies that grant (nearly) everything, or all of IAM.
+ADMIN_MANAGED_POLICY = re.compile(r"arn:aws:iam::aws:policy/(AdministratorAccess|PowerUserAccess|IAMFullAccess)\b")
+POLICY_RESOURCES = (
+    "aws_iam_role_policy",
+    "aws_iam_policy",
+    "aws_iam_user_policy",
+    "aws_iam_group_policy",
+    "aws_iam_role",
+)
+
+
+def resolved_words(value: Any, locals_: dict[str, Any], depth: int = 0) -> list[str]:
+    """words_of, with `local.x` references replaced by the local's value."""
+    words = []
+    for item in walk(value):
+        if isinstance(item, Expr) and re.fullmatch(r"local\.\w+", item.text) and depth < 5:
+            words += resolved_words(locals_.get(item.text[6:]), locals_, depth + 1)
+        elif isinstance(item, (str, Template)):
+            words.append(str(item.text if isinstance(item, Expr) else item))
+    return words
+
+
+def _wide_grants(label: str, statement: dict[str, Any], locals_: dict[str, Any]) -> Problems:
+    """Why an Allow statement grants more than a job needs."""
+    problems = []
+    if "NotAction" in statement or "NotResource" in statement:
+        problems.append(f"{label} allows with NotAction/NotResource, which grants everything else")
+    actions = resolved_words(statement.get("Action"), locals_)
+    resources = resolved_words(statement.get("Resource"), locals_)
+    everywhere = "*" in resources and not statement.get("Condition")
+    wide = [a for a in actions if a == "*" or (PRIVILEGED_ACTION.fullmatch(a) and "*" in resources)]
+    wide += [a for a in actions if a not in wide and everywhere
+             and (PRIVILEGED_SERVICE.fullmatch(a) or a.lower() in ESCALATING_ACTIONS)]  # fmt: skip
+    if wide:
+        problems.append(f"{label} allows {', '.join(wide)} on every resource; list the actions the jobs need")
+    return problems
 
 
 @check("IAM-1")
@@ -2099,6 +2446,29 @@ def iam_1(repo: Repository) -> Problems:
     return problems
 
 
+def _resource_policies(repo: Repository) -> Problems:
+    """Policies written in the resources themselves, and AWS managed policies attached, in both stacks."""
+    problems = []
+    for stack in ("persistent", "ephemeral"):
+        stack_locals = repo.stack(stack).attributes
+        for block in repo.stack(stack).blocks:
+            if block.type != "resource" or len(block.labels) < 2:
+                continue
+            address = f"infra/terraform/{stack}: {block.labels[0]}.{block.labels[1]}"
+            if block.labels[0] in POLICY_RESOURCES:
+                policies = [block.body.get("policy")] + [b.get("policy") for b in block.body.children("inline_policy")]
+                for statement in (st for policy in policies for st in statements(policy)):
+                    if statement.get("Effect") == "Allow":
+                        label = f"{address}: statement {statement.get('Sid') or '(no Sid)'}"
+                        problems += _wide_grants(label, statement, stack_locals)
+            for arn in resolved_words(
+                [block.body.get("policy_arn"), block.body.get("managed_policy_arns")], stack_locals
+            ):
+                if ADMIN_MANAGED_POLICY.match(arn):
+                    problems.append(f"{address} attaches {arn}; attach a policy listing the actions the jobs need")
+    return problems
+
+
 @check("IAM-2")
 def iam_2(repo: Repository) -> Problems:
     problems = []
@@ -2112,13 +2482,9 @@ def iam_2(repo: Repository) -> Problems:
         for statement in statements(value):
             if id(statement) in ceilings or statement.get("Effect") != "Allow":
                 continue
-            label = f"{where}: local.{name}: statement {statement.get('Sid') or '(no Sid)'}"
-            if "NotAction" in statement or "NotResource" in statement:
-                problems.append(f"{label} allows with NotAction/NotResource, which grants everything else")
-            actions, resources = words_of(statement.get("Action")), words_of(statement.get("Resource"))
-            wide = [a for a in actions if a == "*" or (PRIVILEGED_ACTION.fullmatch(a) and "*" in resources)]
-            if wide:
-                problems.append(f"{label} allows {', '.join(wide)} on every resource; list the actions the jobs need")
+            problems += _wide_grants(f"{where}: local.{name}: statement {statement.get('Sid') or '(no Sid)'}",
+                                     statement, locals_)  # fmt: skip
+    problems += _resource_policies(repo)
     removal = [
         st for st in statements(locals_.get("deny_boundary_removal"))
         if st.get("Effect") == "Deny" and "iam:DeleteRolePermissionsBoundary" in words_of(st.get("Action"))
@@ -2170,22 +2536,74 @@ def ecr_1(repo: Repository) -> Problems:
     return problems
 
 
+def selects(selector: Any, labels: dict[str, Any]) -> bool:
+    """A Kubernetes label selector against labels: matchLabels and matchExpressions ANDed; an empty
+    selector ({}) selects everything (LabelSelector, apimachinery meta/v1)."""
+    if not isinstance(selector, dict):
+        return False
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        present = key in labels
+        if not {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(operator, False):
+            return False
+    return True
+
+
+def _open_peer(peer: dict[str, Any]) -> str | None:
+    """Why a NetworkPolicy peer lets in (or out) far more than the app's own dependencies."""
+    block = peer.get("ipBlock") or {}
+    if str(block.get("cidr", "")).endswith("/0"):
+        return f"ipBlock {block.get('cidr')} (anywhere)"
+    if peer.get("namespaceSelector") == {} and not (peer.get("podSelector") or {}):
+        return "namespaceSelector {} (every pod of every namespace)"
+    return None
+
+
+def _cni_configurations(repo: Repository) -> list[Any]:
+    """What the eks module passes as the vpc-cni add-on's configuration_values, every branch of a
+    conditional and local.* followed (the local alone proves nothing if the add-on does not use it)."""
+    eks = module_from(repo, "ephemeral", "/eks/aws")
+    addon = ((eks[1].get("addons") or {}) if eks else {}).get("vpc-cni")
+    if not isinstance(addon, dict) or "configuration_values" not in addon:
+        return [None]
+    locals_ = repo.stack("ephemeral").attributes
+    pending, found = [addon["configuration_values"]], list[Any]()
+    while pending and len(found) < 20:
+        value = pending.pop()
+        if isinstance(value, Expr) and re.fullmatch(r"local\.\w+", value.text):
+            pending.append(locals_.get(value.text[6:]))
+        elif isinstance(value, Call) and value.name == "jsonencode" and value.parts:
+            found.append(value.parts[0])
+        elif type(value) is Expr and value.parts:
+            pending += value.parts  # a ? b : c: both branches
+        else:
+            found.append(value)
+    return found
+
+
 @check("NET-1")
 def net_1(repo: Repository) -> Problems:
     problems = _no_manifests(repo)
-    cni = repo.stack("ephemeral").attributes.get("vpc_cni_configuration")
-    settings = next((a for a in walk(cni) if isinstance(a, dict) and "enableNetworkPolicy" in a), {})
-    if settings.get("enableNetworkPolicy") not in {"true", True}:
-        problems.append(
-            'infra/terraform/ephemeral: the vpc-cni add-on does not set enableNetworkPolicy = "true"; '
-            "NetworkPolicy objects are then ignored"
-        )
+    for configuration in _cni_configurations(repo):
+        settings = next((a for a in walk(configuration) if isinstance(a, dict) and "enableNetworkPolicy" in a), {})
+        if settings.get("enableNetworkPolicy") not in {"true", True}:
+            problems.append(
+                "infra/terraform/ephemeral: the vpc-cni add-on of module eks is not configured with "
+                'enableNetworkPolicy = "true" (in every environment); NetworkPolicy objects are then ignored'
+            )
+            break
     for overlay, docs in repo.overlays.items():
         policies = of_kind(docs, "NetworkPolicy")
         for doc in of_kind(docs, "Deployment"):
             labels = ((doc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
-            selecting = [p for p in policies if (((p.get("spec") or {}).get("podSelector") or {}).get("matchLabels")
-                         or {}).items() <= labels.items() and (p.get("spec") or {}).get("podSelector")]  # fmt: skip
+            selecting = [p for p in policies if selects((p.get("spec") or {}).get("podSelector"), labels)]
             where = f"{overlay}: Deployment {name_of(doc)}"
             if not selecting:
                 problems.append(f"{where}: no NetworkPolicy selects its pods; they may talk to anything")
@@ -2196,11 +2614,16 @@ def net_1(repo: Repository) -> Problems:
             for policy in selecting:
                 spec = policy.get("spec") or {}
                 for direction, peers in (("ingress", "from"), ("egress", "to")):
-                    for rule in as_list(spec.get(direction)):
-                        if not (rule or {}).get("ports") and not (rule or {}).get(peers):
+                    for written in as_list(spec.get(direction)):
+                        rule = written or {}
+                        if rule.get("ports"):
+                            continue
+                        wide = [why for peer in as_list(rule.get(peers)) if (why := _open_peer(peer or {}))]
+                        if not rule.get(peers) or wide:
+                            whom = f"{peers} {wide[0]}" if wide else "without ports or peers"
                             problems.append(
-                                f"{overlay}: NetworkPolicy {name_of(policy)} has an {direction} rule "
-                                "without ports or peers, which allows all traffic"
+                                f"{overlay}: NetworkPolicy {name_of(policy)} has an {direction} rule {whom} on "
+                                "every port, which allows all traffic; name the ports and peers the app needs"
                             )
     return problems
 
@@ -2228,8 +2651,11 @@ def evaluate(repo: Repository, practice: dict[str, Any]) -> Line:
         problems = function(repo)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
         problems = [f"could not read the files this practice is checked on: {error}"]
+    failures = [problem for problem in problems if not isinstance(problem, Verify)]
+    if failures:
+        return Line(practice["id"], "FAIL", failures[0], failures[1:])
     if problems:
-        return Line(practice["id"], "FAIL", problems[0], problems[1:])
+        return Line(practice["id"], "MANUAL", f"verify: {problems[0]}", list(problems[1:]))
     if practice.get("manual"):
         return Line(practice["id"], "MANUAL", f"verify: {' '.join(str(practice['manual']).split())}")
     return Line(practice["id"], "PASS", str(practice["title"]))

@@ -1,10 +1,11 @@
 """Credential rotation is a non-event (RUN-2): a new password reaches new connections, no restart.
 
-RDS rotates the master password every 7 days and the old one stops working at once. The test
-does the same to the test role in PostgreSQL while the service runs: it changes the role's
-password, rewrites the URL file (what External Secrets and the kubelet do to the mounted
-db-secret), and cuts the service's open connections (what a failover or an idle timeout does).
-Requests must keep succeeding. The role gets its password back at the end.
+The test changes the service role's password in PostgreSQL while the service runs, rewrites the
+URL file at once (what External Secrets and the kubelet do to the mounted db-app-secret), and cuts
+the service's open connections (what a failover or an idle timeout does). Requests must keep
+succeeding. The role gets its password back at the end. The two orders a role rotation really
+takes (the file first, PostgreSQL days later; or db-roles first, the files a minute later) are
+tests/test_database_roles.py's.
 """
 
 import secrets

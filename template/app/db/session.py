@@ -1,5 +1,6 @@
 """Engine and sessions. One engine per application, made from the settings."""
 
+import logging
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,18 +14,51 @@ from sqlalchemy import Engine, create_engine, event, make_url
 
 from app.db.liveness import drop_closed_connections_on_checkout, server_closed
 
+logger = logging.getLogger(__name__)
+
+# Per URL file, the credentials that last opened a connection in this process, whichever engine
+# opened it (the app's or the readiness check's). Each entry is replaced whole: pools open
+# connections from several threads.
+LAST_GOOD_CREDENTIALS: dict[Path, dict[str, Any]] = {}
+
 
 def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
     """Every new connection takes its user, password, host and database from `url_file` as it is now.
 
-    The file is the mounted `db-secret` Secret: after a rotation it holds the new password while
+    The file is the mounted `db-app-secret` Secret: after a rotation it holds the new password while
     the connections already in the pool, opened with the old one, keep working (RUN-2).
+
+    A rotated role password reaches the file a minute or two before PostgreSQL has it: the db-roles
+    init container of the next pod sets it (app/db/roles.py). Meanwhile the file's credentials are
+    refused, so a connection they fail to open is retried once with the credentials that last opened
+    one in this process. libpq gives no SQLSTATE for a refused connection (psycopg's error has
+    `sqlstate` None, CONTRACTS.md), so the retry is made only when the file's credentials differ from
+    those: in steady state a failure (the server down) is never tried twice.
     """
 
     @event.listens_for(engine, "do_connect")
-    def _current_credentials(_dialect: Any, _record: Any, _args: Any, cparams: dict[str, Any]) -> None:
+    def _current_credentials(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         current = make_url(url_file.read_text(encoding="utf-8").strip())
         cparams.update(current.translate_connect_args(username="user", database="dbname"))
+        credentials = {key: cparams.get(key) for key in ("user", "password", "host", "port", "dbname")}
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as refused:
+            previous = LAST_GOOD_CREDENTIALS.get(url_file, {})
+            if not previous or previous == credentials:
+                raise
+            # Names the role and the failure, never a password (OPS-1).
+            logger.warning(
+                "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
+                extra={"database_user": credentials["user"], "error": type(refused).__name__},
+            )
+            try:
+                connection = dialect.connect(*cargs, **{**cparams, **previous})
+            except dialect.loaded_dbapi.OperationalError:
+                raise refused from None
+            return connection
+        LAST_GOOD_CREDENTIALS[url_file] = credentials
+        return connection
 
 
 def create_db_engine(database_url: str, connect_timeout_s: int, url_file: Path | None = None, **pool: int) -> Engine:
@@ -65,13 +99,44 @@ def create_read_pool(
     if url.get_backend_name() != "postgresql":
         return None
 
+    # The URL's own user, password, host, port and database, which the file's replace, as the
+    # engine's do_connect handler does; kept whole so that they compare with its LAST_GOOD_CREDENTIALS.
+    from_url = url.translate_connect_args(username="user", database="dbname")
+
     def connect_args() -> dict[str, Any]:
         # Autocommit: one SELECT is sent alone, without a BEGIN before and a ROLLBACK after.
-        args: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout_s}
+        args: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout_s, **from_url}
         if url_file is not None:
             current = make_url(url_file.read_text(encoding="utf-8").strip())
             args.update(current.translate_connect_args(username="user", database="dbname"))
         return args
+
+    credential_keys = ("user", "password", "host", "port", "dbname")  # those of LAST_GOOD_CREDENTIALS
+
+    class RotatingConnection(AsyncConnection[Any]):
+        """The engine's fallback (read_credentials_on_connect): the file's credentials refused, the
+        ones that last opened a connection in this process are tried once, if they differ."""
+
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> "RotatingConnection":  # type: ignore[override]
+            credentials = {key: kwargs.get(key) for key in credential_keys}
+            try:
+                connection = await super().connect(conninfo, **kwargs)
+            except psycopg.OperationalError as refused:
+                previous = LAST_GOOD_CREDENTIALS.get(url_file, {}) if url_file is not None else {}
+                if not previous or previous == credentials:
+                    raise
+                logger.warning(
+                    "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
+                    extra={"database_user": credentials["user"], "error": type(refused).__name__},
+                )
+                try:
+                    return await super().connect(conninfo, **{**kwargs, **previous})
+                except psycopg.OperationalError:
+                    raise refused from None
+            if url_file is not None:
+                LAST_GOOD_CREDENTIALS[url_file] = credentials
+            return connection
 
     async def settle(connection: AsyncConnection[Any]) -> None:
         # A new connection may still have bytes of its TLS handshake waiting (session tickets),
@@ -85,6 +150,7 @@ def create_read_pool(
         min_size=1,
         max_size=size,
         open=False,
+        connection_class=RotatingConnection,
         configure=settle,
         # How long a request waits for a connection before the middleware answers 503 with
         # Retry-After: the connect timeout, as the engine's path fails on an unreachable database.

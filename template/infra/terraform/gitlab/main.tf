@@ -39,6 +39,11 @@ resource "gitlab_project" "this" {
 
   only_allow_merge_if_pipeline_succeeds = true
 
+  # Caches are never shared between protected and other refs (GitLab's default, kept so): a branch
+  # that uploads a doctored Trivy database under the `trivy` key would otherwise make the default
+  # branch's scan pass a vulnerable image before promotion (CI-4).
+  ci_separated_caches = true
+
   # A file that looks like a key never reaches the repository (CI-1).
   push_rules {
     prevent_secrets = true
