@@ -1,5 +1,6 @@
 """The authenticated read on psycopg's asyncio pool (issue 16): no thread hop, same outage and failover answers."""
 
+import secrets
 import time
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from app.core.config import Settings
 from app.core.security import create_access_token
 from app.main import create_app
 from tests.conftest import TEST_SECRET_KEY, alembic_config, make_settings
+from tests.test_database_roles import PASSWORD as ROLES_PASSWORD
+from tests.test_database_roles import cut_connections, refused, role_url, roles, serving  # noqa: F401 (fixtures)
 from tests.test_errors import closed_port
 from tests.test_users import login, me, register
 
@@ -74,3 +77,17 @@ def test_connections_the_server_closed_are_replaced_without_a_wait(pg_settings: 
         started = time.monotonic()
         assert me(client, bearer) == 200
         assert time.monotonic() - started < 0.9
+
+
+def test_the_read_pool_falls_back_to_the_credentials_that_last_worked(request: pytest.FixtureRequest) -> None:
+    # The rotation order of tests/test_database_roles.py: the file has the new password, PostgreSQL
+    # not yet. The read pool's new connections must open as the engine's do.
+    master, _, app_url = request.getfixturevalue("roles")
+    client, url_file = request.getfixturevalue("serving")
+    bearer = login(client, "dave", ROLES_PASSWORD)
+    assert me(client, bearer) == 200
+    rotated = role_url(master, "app", secrets.token_hex(16))
+    url_file.write_text(rotated)
+    cut_connections(master, app_url)
+    assert refused(rotated), "PostgreSQL does not know the new password yet: the test proves something"
+    assert me(client, bearer) == 200

@@ -118,7 +118,7 @@ def create_read_pool(
         ones that last opened a connection in this process are tried once, if they differ."""
 
         @classmethod
-        async def connect(cls, conninfo: str = "", **kwargs: Any) -> "RotatingConnection":  # type: ignore[override]
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> "RotatingConnection":
             credentials = {key: kwargs.get(key) for key in credential_keys}
             try:
                 connection = await super().connect(conninfo, **kwargs)
