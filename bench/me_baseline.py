@@ -1,9 +1,13 @@
 """The baseline of `me_rps`: an authenticated read written by hand, with nothing but the work.
 
 Decodes the same JWT (PyJWT, HS256, the same required claims), runs one SELECT by username with
-the same driver and pool settings the generated service uses, and answers the same JSON. No
-middleware, no logging, no dependency injection beyond FastAPI's own. bench/run.py serves it with
-the generated service's command and virtualenv.
+the same driver and the pool settings of the generated service's engine, and answers the same
+JSON. No middleware, no logging, no dependency injection beyond FastAPI's own. bench/run.py serves
+it with the generated service's command and virtualenv.
+
+It is the straightforward way to write it: the SELECT in FastAPI's thread pool. The service has
+read on psycopg's asyncio pool since issue 16's second round; bench/me_baseline_async.py is the
+hand-written app that does that too, measured beside this one.
 """
 
 import os

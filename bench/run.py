@@ -5,7 +5,8 @@
 It prints a table, then as its very last line:
 
     bench: copy_s=… copy_floor_ratio=… update_s=… startup_s=… health_rps_ratio=… runtime_mb=… \
-        me_rps=… me_rps_ratio=… me_p99_ms=… me_cpu_us=… me_base_cpu_us=… login_rps=… login_rps_ratio=… login_p99_ms=… \
+        me_rps=… me_rps_ratio=… me_p99_ms=… me_cpu_us=… me_base_cpu_us=… \
+        me_rps_async_ratio=… me_async_base_cpu_us=… login_rps=… login_rps_ratio=… login_p99_ms=… \
         ready_p99_under_login_ms=… ready_p99_idle_ms=…
 
 What is measured, and against what (runs interleaved so a busy machine slows both sides alike):
@@ -25,7 +26,9 @@ What is measured, and against what (runs interleaved so a busy machine slows bot
     bench/me_baseline.py that does the same work by hand (decode the JWT, one SELECT by username,
     same driver, pool and server); beside it each server's CPU time per request
     (`me_cpu_us`, `me_base_cpu_us`), which moves far less than requests/s when other work shares
-    the machine;
+    the machine. That app is the straightforward one (the SELECT in FastAPI's thread pool); the
+    service reads on psycopg's asyncio pool, so beside it the same work by hand on that pool
+    (bench/me_baseline_async.py: `me_rps_async_ratio`, `me_async_base_cpu_us`);
   - `login_rps`: `POST /auth/token` with a right password, against the rate at which this machine
     checks that password's Argon2id hash (the service's default parameters) with every core busy
     (bench/hash_floor.py: the floor a login cannot beat);
@@ -663,6 +666,17 @@ def report(
             mark(path["me_rps_ratio"] >= GOAL_ME_RPS_RATIO),
         ),
         (
+            "  the same, against asyncio by hand",
+            f"{path['me_rps']:.0f}",
+            (
+                f"hand-written asyncio app {path['me_async_base_rps']:.0f}; "
+                f"CPU/request {path['me_cpu_us']:.0f} vs {path['me_async_base_cpu_us']:.0f} us"
+            ),
+            f"{path['me_rps_async_ratio']:.2f}x",
+            "",
+            "",
+        ),
+        (
             "POST /auth/token logins/s",
             f"{path['login_rps']:.1f} (p99 {path['login_p99_ms']:.0f} ms)",
             f"Argon2id checks/s, all cores {path['hash_rps']:.1f}",
@@ -702,6 +716,7 @@ def report(
         f"startup_s={start_m:.3f} health_rps_ratio={rps_ratio:.2f} runtime_mb={runtime_mb:.1f} "
         f"me_rps={path['me_rps']:.0f} me_rps_ratio={path['me_rps_ratio']:.2f} me_p99_ms={path['me_p99_ms']:.0f} "
         f"me_cpu_us={path['me_cpu_us']:.0f} me_base_cpu_us={path['me_base_cpu_us']:.0f} "
+        f"me_rps_async_ratio={path['me_rps_async_ratio']:.2f} me_async_base_cpu_us={path['me_async_base_cpu_us']:.0f} "
         f"login_rps={path['login_rps']:.1f} login_rps_ratio={path['login_rps_ratio']:.2f} "
         f"login_p99_ms={path['login_p99_ms']:.0f} "
         f"ready_p99_under_login_ms={path['ready_p99_under_login_ms']:.0f} "
@@ -728,13 +743,17 @@ def request_path(
     baseline = work / "me-baseline"
     baseline.mkdir()
     shutil.copy2(REPO / "bench" / "me_baseline.py", baseline / "me_baseline.py")
+    shutil.copy2(REPO / "bench" / "me_baseline_async.py", baseline / "me_baseline_async.py")
     at = cmd.index("app.main:app")
     baseline_cmd = [*cmd[:at], "me_baseline:app", *cmd[at + 1 :]]
+    async_baseline_cmd = [*cmd[:at], "me_baseline_async:app", *cmd[at + 1 :]]
     user = {"username": f"bench-{os.getpid()}-{int(time.time())}", "password": "bench-password-0123456789"}
     scripts = work / "wrk"
     scripts.mkdir()
     login_lua = lua_post(scripts / "login.lua", user)
-    figures: dict[str, list[float]] = {k: [] for k in ("me", "me_p99", "me_cpu", "base", "base_p99", "base_cpu")}
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("me", "me_p99", "me_cpu", "base", "base_p99", "base_cpu", "abase", "abase_p99", "abase_cpu")
+    }
 
     with server(cmd, runtime_app, venv, logs / "request-path.log") as (port, _):
         status, body = post_json(port, "/users", user)
@@ -750,7 +769,7 @@ def request_path(
 
     def me(cwd: Path, argv: list[str], name: str) -> Callable[[], None]:
         def job() -> None:
-            with server(argv, cwd, venv, logs / f"{cwd.name}-me.log") as (port, _):
+            with server(argv, cwd, venv, logs / f"{cwd.name}-{name}.log") as (port, _):
                 pid = _SERVERS[-1].pid
                 url = f"http://{LOOPBACK}:{port}/users/me"
                 wrk_run(wrk, url, 1, connections, *auth)  # warm-up: the pool fills, the code paths load
@@ -762,7 +781,12 @@ def request_path(
 
         return job
 
-    rounds(request_rounds, me(runtime_app, cmd, "me"), me(baseline, baseline_cmd, "base"))
+    rounds(
+        request_rounds,
+        me(runtime_app, cmd, "me"),
+        me(baseline, baseline_cmd, "base"),
+        me(baseline, async_baseline_cmd, "abase"),
+    )
 
     login_seconds = max(wrk_seconds, 6)
     step(f"logins: wrk -c16 -d{login_seconds}s; /ready probed idle, then under wrk -c80 logins; Argon2id floor")
@@ -793,6 +817,9 @@ def request_path(
         "me_cpu_us": median(figures["me_cpu"]),
         "me_base_cpu_us": median(figures["base_cpu"]),
         "me_rps_ratio": me_rps / base_rps,
+        "me_async_base_rps": median(figures["abase"]),
+        "me_async_base_cpu_us": median(figures["abase_cpu"]),
+        "me_rps_async_ratio": me_rps / median(figures["abase"]),
         "login_rps": login_rps,
         "login_p99_ms": login_p99,
         "hash_rps": hash_rps,

@@ -15,8 +15,8 @@ from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.rate_limit import RateLimiter
-from app.core.security import OverloadedError, PasswordHasher, argon2id
-from app.db.session import create_db_engine
+from app.core.security import OverloadedError, PasswordHasher, VerifiedTokens, argon2id
+from app.db.session import create_db_engine, create_read_pool
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("starting", extra={"environment": settings.environment, "hash_workers": hasher.workers})
+        # Made and opened here, on the server's event loop, which its tasks and locks belong to.
+        # Not waited for: a database down at startup must not stop /health from answering; the
+        # pool keeps trying in the background and a request meanwhile gets a 503.
+        read_pool = create_read_pool(
+            settings.database_url,
+            settings.database_connect_timeout_s,
+            settings.database_url_file,
+            settings.database_pool_size,
+        )
+        if read_pool is not None:
+            await read_pool.open(wait=False)
+        app.state.read_pool = read_pool
         yield
+        app.state.read_pool = None
+        if read_pool is not None:
+            await read_pool.close()
         hasher.shutdown()
         engine.dispose()
         ready_engine.dispose()
@@ -91,9 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.read_engine = read_engine
+    # The asyncio pool of the authenticated read, while the lifespan runs; the read goes through
+    # read_engine on SQLite, and without a lifespan (app/api/deps.py).
+    app.state.read_pool = None
     app.state.ready_engine = ready_engine
     app.state.ready_executor = ready_executor
     app.state.hasher = hasher
+    app.state.tokens = VerifiedTokens(
+        settings.secret_key.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
     app.state.limiter = limiter
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(OverloadedError, overloaded_handler)

@@ -5,6 +5,8 @@ need the PostgreSQL server programs and openssl (they skip without them): libpq 
 the CA and the host name match, and refuse a server signed by another CA or named differently.
 """
 
+import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -16,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import MigrationSettings
-from app.db.session import create_db_engine
+from app.db.session import create_db_engine, create_read_pool, read_connection
 from tests.conftest import make_settings
 
 PG_URL = "postgresql+psycopg://app:secret@db.example:5432/app"
@@ -225,3 +228,35 @@ def test_verify_full_refuses_a_certificate_for_another_host(tls_server: tuple[in
     port, ca, _ = tls_server
     with pytest.raises(OperationalError, match="does not match host name"):
         server_says_ssl(prod_url("127.0.0.1", port, ca))
+
+
+def read_pool_says_ssl(url: str) -> bool:
+    """Whether the asyncio pool of the authenticated read (issue 16) gets an encrypted connection."""
+
+    async def ask() -> bool:
+        pool = create_read_pool(url, 3, None, 1)
+        assert pool is not None
+        try:
+            await pool.open(wait=True, timeout=5)
+            async with read_connection(pool) as connection:
+                cursor = await connection.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                row = await cursor.fetchone()
+            return bool(row and row[0])
+        finally:
+            await pool.close()
+
+    return asyncio.run(ask())
+
+
+def test_the_read_pool_verifies_the_server_too(tls_server: tuple[int, Path, Path]) -> None:
+    port, ca, _ = tls_server
+    assert read_pool_says_ssl(prod_url("localhost", port, ca)), "the connection must be encrypted"
+
+
+def test_the_read_pool_refuses_a_server_another_ca_signed(
+    tls_server: tuple[int, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    port, _, rogue = tls_server
+    with caplog.at_level(logging.WARNING, logger="psycopg.pool"), pytest.raises(PoolTimeout):
+        read_pool_says_ssl(prod_url("localhost", port, rogue))
+    assert "certificate verify failed" in caplog.text

@@ -1,17 +1,21 @@
 """Dependencies shared by the routes, as `Annotated` types."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.rate_limit import RateLimiter
-from app.core.security import InvalidTokenError, PasswordHasher, decode_access_token
+from app.core.security import InvalidTokenError, PasswordHasher, VerifiedTokens
+from app.db.session import read_connection
 from app.models import User
 from app.schemas.user import UserRead
 
@@ -50,6 +54,10 @@ _bearer = HTTPBearer(auto_error=False)
 _USER_BY_NAME = select(User.id, User.username, User.created_at).where(User.username == bindparam("username"))
 
 
+# The same statement as psycopg is sent it, for the asyncio pool that bypasses SQLAlchemy.
+_USER_BY_NAME_SQL = str(_USER_BY_NAME.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+
+
 def user_named(engine: Engine, username: str) -> UserRead | None:
     # Core, not the ORM: the columns the answer needs, without building a User instance that
     # nothing would use after the session closed. The connection is back in the pool before the
@@ -61,12 +69,13 @@ def user_named(engine: Engine, username: str) -> UserRead | None:
 
 async def get_current_user(
     request: Request,
-    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserRead:
-    """The user the bearer token names. Checking the token never blocks, so it runs on the event loop;
-    only the SELECT goes to the thread pool: one hop per request, where a `def` dependency on a
-    session dependency costs three (the session, its closing, this function)."""
+    """The user the bearer token names. Checking the token never blocks, so it runs on the event loop
+    (a token already verified is not checked again until it expires, app/core/security.py
+    VerifiedTokens), and on PostgreSQL so does the SELECT, on psycopg's asyncio pool. On SQLite
+    the SELECT goes to the thread pool: one hop, where a `def` dependency on a session dependency
+    costs three (the session, its closing, this function)."""
     unauthorized = HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail="Missing, invalid or expired token",
@@ -74,20 +83,27 @@ async def get_current_user(
     )
     if credentials is None:
         raise unauthorized
+    tokens: VerifiedTokens = request.app.state.tokens
     try:
-        username = decode_access_token(
-            credentials.credentials,
-            settings.secret_key.get_secret_value(),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        username = tokens.subject(credentials.credentials)
     except InvalidTokenError:
         raise unauthorized from None
-    # The autocommit engine: one round trip for the one SELECT (app/main.py).
-    user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
+    pool = request.app.state.read_pool
+    if pool is not None:
+        user = await user_named_async(pool, username)
+    else:  # SQLite, or no lifespan: the autocommit engine, one round trip for the one SELECT (app/main.py)
+        user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
     if user is None:
         raise unauthorized
     return user
+
+
+async def user_named_async(pool: AsyncConnectionPool[AsyncConnection[Any]], username: str) -> UserRead | None:
+    # On the event loop: no hop to the thread pool, no SQLAlchemy execution (app/db/session.py).
+    async with read_connection(pool) as connection:
+        cursor = await connection.execute(_USER_BY_NAME_SQL, {"username": username})
+        row = await cursor.fetchone()
+    return UserRead(id=row[0], username=row[1], created_at=row[2]) if row is not None else None
 
 
 CurrentUser = Annotated[UserRead, Depends(get_current_user)]

@@ -13,6 +13,7 @@ import re
 import time
 
 import psycopg
+from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,13 +37,20 @@ _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """The database could not be reached or dropped the connection: worth a retry, not a bug."""
-    if isinstance(exc, PoolTimeoutError):  # every pooled connection busy: the client may retry
+    """The database could not be reached or dropped the connection: worth a retry, not a bug.
+
+    From SQLAlchemy's engine, or straight from psycopg and its pool (the authenticated read,
+    app/db/session.py `create_read_pool`).
+    """
+    # Every pooled connection busy, or none could be made in time: the client may retry.
+    if isinstance(exc, PoolTimeoutError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OperationalError) and isinstance(exc.orig, psycopg.OperationalError):
-        sqlstate = exc.orig.sqlstate
+    if isinstance(exc, OperationalError):
+        exc = exc.orig  # type: ignore[assignment]
+    if isinstance(exc, psycopg.OperationalError):
+        sqlstate = exc.sqlstate
         return sqlstate is None or sqlstate.startswith(_OUTAGE_SQLSTATES)  # None: no server answered
     return False
 

@@ -11,11 +11,13 @@ import math
 import os
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import argon2
 import bcrypt
@@ -170,10 +172,10 @@ def create_access_token(subject: str, secret_key: str, expires_in: timedelta, *,
     return jwt.encode(claims, secret_key, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, secret_key: str, *, issuer: str, audience: str) -> str:
-    """The token's subject; raises InvalidTokenError on anything but a valid, unexpired token of ours."""
+def decode_access_claims(token: str, secret_key: str, *, issuer: str, audience: str) -> dict[str, Any]:
+    """The token's claims; raises InvalidTokenError on anything but a valid, unexpired token of ours."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret_key,
             algorithms=[JWT_ALGORITHM],
@@ -183,4 +185,61 @@ def decode_access_token(token: str, secret_key: str, *, issuer: str, audience: s
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from exc
-    return str(claims["sub"])
+    return claims
+
+
+def decode_access_token(token: str, secret_key: str, *, issuer: str, audience: str) -> str:
+    """The token's subject; raises InvalidTokenError on anything but a valid, unexpired token of ours."""
+    return str(decode_access_claims(token, secret_key, issuer=issuer, audience=audience)["sub"])
+
+
+class VerifiedTokens:
+    """`decode_access_token` with the tokens it has verified remembered, at most `max_entries`, LRU.
+
+    Verifying a token (HMAC, then every claim) was a tenth of an authenticated request's CPU; a
+    client sends the same token with each request until it expires. A remembered token is taken
+    as valid until its own `exp`, and at most `max_age_s` after it was verified; it is then checked
+    in full again. Only tokens that passed are kept: a forged or expired one costs a full check
+    every time and takes no place. What the cache does not change: a token is valid until its
+    `exp` either way (this service keeps no list of revoked tokens), a new SECRET_KEY takes a
+    restart that empties the cache, and the user the token names is read from the database on
+    every request, so a deleted user is refused at once (SEC-2).
+
+    Used from the event loop only (an `async def` dependency): no lock.
+    """
+
+    # A busy client's token is checked in full once a minute, not on each of its requests.
+    max_age_s = 60.0
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        issuer: str,
+        audience: str,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret_key, self._issuer, self._audience = secret_key, issuer, audience
+        self._max_entries, self._clock = max_entries, clock
+        # token -> (subject, until when it may be taken without a check)
+        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+    def subject(self, token: str) -> str:
+        """The token's subject; raises InvalidTokenError as decode_access_token does."""
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None:
+            if now < known[1]:
+                self._verified.move_to_end(token)
+                return known[0]
+            del self._verified[token]
+        claims = decode_access_claims(token, self._secret_key, issuer=self._issuer, audience=self._audience)
+        subject = str(claims["sub"])
+        self._verified[token] = (subject, min(float(claims["exp"]), now + self.max_age_s))
+        if len(self._verified) > self._max_entries:
+            self._verified.popitem(last=False)
+        return subject

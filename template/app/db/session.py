@@ -1,12 +1,18 @@
 """Engine and sessions. One engine per application, made from the settings."""
 
 import logging
+import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event, make_url
 
-from app.db.liveness import drop_closed_connections_on_checkout
+from app.db.liveness import drop_closed_connections_on_checkout, server_closed
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +77,107 @@ def create_db_engine(database_url: str, connect_timeout_s: int, url_file: Path |
     # without pool_pre_ping's extra round trip on every checkout (app/db/liveness.py).
     drop_closed_connections_on_checkout(engine)
     return engine
+
+
+# --- the asyncio pool of the authenticated read (issue 16) ------------------------------------
+
+
+def create_read_pool(
+    database_url: str, connect_timeout_s: int, url_file: Path | None, size: int
+) -> AsyncConnectionPool[AsyncConnection[Any]] | None:
+    """psycopg's own asyncio pool, for the read every authenticated request makes; None on SQLite.
+
+    The engine's path costs a hop to the thread pool and SQLAlchemy's execution on each request:
+    about half of its CPU (bench/run.py `me_cpu_us`). Here the query runs on the event loop. What
+    the engine does, this pool does too: the credentials of every new connection come from
+    `url_file` as it is now (rotation, RUN-2); TLS verification stays in the URL's query, which
+    the file cannot change (app/db/tls.py); a connection the server closed is replaced at
+    checkout without a round trip (`read_connection`, app/db/liveness.py). Not opened here: an asyncio pool belongs
+    to the event loop that opens it (app/main.py, in the lifespan).
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+
+    # The URL's own user, password, host, port and database, which the file's replace, as the
+    # engine's do_connect handler does; kept whole so that they compare with its LAST_GOOD_CREDENTIALS.
+    from_url = url.translate_connect_args(username="user", database="dbname")
+
+    def connect_args() -> dict[str, Any]:
+        # Autocommit: one SELECT is sent alone, without a BEGIN before and a ROLLBACK after.
+        args: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout_s, **from_url}
+        if url_file is not None:
+            current = make_url(url_file.read_text(encoding="utf-8").strip())
+            args.update(current.translate_connect_args(username="user", database="dbname"))
+        return args
+
+    credential_keys = ("user", "password", "host", "port", "dbname")  # those of LAST_GOOD_CREDENTIALS
+
+    class RotatingConnection(AsyncConnection[Any]):
+        """The engine's fallback (read_credentials_on_connect): the file's credentials refused, the
+        ones that last opened a connection in this process are tried once, if they differ."""
+
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> "RotatingConnection":
+            credentials = {key: kwargs.get(key) for key in credential_keys}
+            try:
+                connection = await super().connect(conninfo, **kwargs)
+            except psycopg.OperationalError as refused:
+                previous = LAST_GOOD_CREDENTIALS.get(url_file, {}) if url_file is not None else {}
+                if not previous or previous == credentials:
+                    raise
+                logger.warning(
+                    "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
+                    extra={"database_user": credentials["user"], "error": type(refused).__name__},
+                )
+                try:
+                    return await super().connect(conninfo, **{**kwargs, **previous})
+                except psycopg.OperationalError:
+                    raise refused from None
+            if url_file is not None:
+                LAST_GOOD_CREDENTIALS[url_file] = credentials
+            return connection
+
+    async def settle(connection: AsyncConnection[Any]) -> None:
+        # A new connection may still have bytes of its TLS handshake waiting (session tickets),
+        # which the poll at checkout would take for the server's goodbye. One query reads them:
+        # a round trip once per connection, and from then on every checkout can be polled.
+        await connection.execute("SELECT 1")
+
+    return AsyncConnectionPool(
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        kwargs=connect_args,
+        min_size=1,
+        max_size=size,
+        open=False,
+        connection_class=RotatingConnection,
+        configure=settle,
+        # How long a request waits for a connection before the middleware answers 503 with
+        # Retry-After: the connect timeout, as the engine's path fails on an unreachable database.
+        timeout=max(connect_timeout_s, 1),
+        name="read",
+    )
+
+
+@asynccontextmanager
+async def read_connection(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection of `pool` the server has not closed, as the engine's checkout listener gives one.
+
+    Not the pool's `check` hook: after a failed check psycopg_pool waits a back-off (a second or
+    more) before the next try, and after a failover every pooled connection fails it in turn.
+    Here a closed one is dropped (the pool opens a replacement in the background) and the next is
+    taken at once; once the pool is empty, the request waits for a new connection.
+    """
+    for _ in range(pool.max_size + 1):
+        connection = await pool.getconn()
+        # Windows has no poll(): a closed connection fails its query there, then a 503.
+        if not hasattr(select, "poll") or not server_closed(connection):
+            break
+        await connection.close()
+        await pool.putconn(connection)
+    else:
+        raise psycopg.OperationalError("every connection of the pool was closed by the server")
+    try:
+        yield connection
+    finally:
+        await pool.putconn(connection)
