@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             settings.database_connect_timeout_s,
             settings.database_url_file,
-            settings.database_pool_size,
+            settings.database_read_pool_size,
         )
         if read_pool is not None:
             await read_pool.open(wait=False)

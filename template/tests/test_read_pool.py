@@ -1,17 +1,21 @@
 """The authenticated read on psycopg's asyncio pool (issue 16): no thread hop, same outage and failover answers."""
 
+import asyncio
+import contextlib
 import secrets
 import time
 from datetime import timedelta
 
+import psycopg
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from app.api import deps
 from app.core.config import Settings
 from app.core.security import create_access_token
+from app.db.session import create_read_pool, read_connection
 from app.main import create_app
 from tests.conftest import TEST_SECRET_KEY, alembic_config, make_settings
 from tests.test_database_roles import PASSWORD as ROLES_PASSWORD
@@ -91,3 +95,54 @@ def test_the_read_pool_falls_back_to_the_credentials_that_last_worked(request: p
     cut_connections(master, app_url)
     assert refused(rotated), "PostgreSQL does not know the new password yet: the test proves something"
     assert me(client, bearer) == 200
+
+
+def test_the_first_request_after_an_outage_reconnects(pg_url: str) -> None:
+    """After a failover the read pool must not keep answering 503 while a back-off runs its course."""
+    target = make_url(pg_url)
+
+    async def scenario() -> float:
+        links: set[asyncio.StreamWriter] = set()
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+            try:
+                server_reader, server_writer = await asyncio.open_connection(target.host, target.port or 5432)
+            except OSError:
+                client_writer.close()
+                return
+            links.update({client_writer, server_writer})
+            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+        # The database behind a relay this test can take down and bring back, as a failover does.
+        relay_server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        port = relay_server.sockets[0].getsockname()[1]
+        url = target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        pool = create_read_pool(url, 2, None, 2)
+        assert pool is not None
+        await pool.open(wait=True)
+        relay_server.close()
+        for writer in links:
+            writer.close()
+        await asyncio.sleep(12)  # long enough for psycopg_pool's back-off to reach 8 s between tries
+        relay_server = await asyncio.start_server(relay, "127.0.0.1", port)
+        back = time.monotonic()
+        try:
+            while True:
+                with contextlib.suppress(psycopg.OperationalError):
+                    async with read_connection(pool) as connection:
+                        await connection.execute("SELECT 1")
+                    return time.monotonic() - back
+                await asyncio.sleep(0.2)
+        finally:
+            await pool.close()
+            relay_server.close()
+
+    waited = asyncio.run(scenario())
+    assert waited < 4, f"the first read succeeded {waited:.1f} s after the database came back"

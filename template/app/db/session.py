@@ -155,6 +155,11 @@ def create_read_pool(
         # How long a request waits for a connection before the middleware answers 503 with
         # Retry-After: the connect timeout, as the engine's path fails on an unreachable database.
         timeout=max(connect_timeout_s, 1),
+        # psycopg_pool retries a lost connection in the background with a doubling back-off for
+        # `reconnect_timeout` (300 s by default), and while it does, requests cannot start a new
+        # attempt: after a 60 s failover every authenticated request would stay a 503 for another
+        # minute. Giving up after one connect timeout lets the next request try at once.
+        reconnect_timeout=max(connect_timeout_s, 1) + 2,
         name="read",
     )
 
