@@ -130,19 +130,30 @@ def test_the_first_request_after_an_outage_reconnects(pg_url: str) -> None:
         relay_server.close()
         for writer in links:
             writer.close()
-        await asyncio.sleep(12)  # long enough for psycopg_pool's back-off to reach 8 s between tries
-        relay_server = await asyncio.start_server(relay, "127.0.0.1", port)
-        back = time.monotonic()
-        try:
+
+        async def read_until_it_works() -> float:
             while True:
                 with contextlib.suppress(psycopg.OperationalError):
                     async with read_connection(pool) as connection:
                         await connection.execute("SELECT 1")
-                    return time.monotonic() - back
+                    return time.monotonic()
                 await asyncio.sleep(0.2)
+
+        # Requests keep coming during the outage, as they do in production, and keep failing.
+        reads = asyncio.create_task(read_until_it_works())
+        await asyncio.sleep(17)  # long enough for psycopg_pool's back-off to reach 16 s between tries
+        relay_server = await asyncio.start_server(relay, "127.0.0.1", port)
+        back = time.monotonic()
+        try:
+            return await asyncio.wait_for(reads, timeout=30) - back
         finally:
             await pool.close()
             relay_server.close()
+            for writer in links:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+            await relay_server.wait_closed()
 
     waited = asyncio.run(scenario())
     assert waited < 4, f"the first read succeeded {waited:.1f} s after the database came back"
