@@ -20,6 +20,24 @@ logger = logging.getLogger(__name__)
 # opened it (the app's or the readiness check's). Each entry is replaced whole: pools open
 # connections from several threads.
 LAST_GOOD_CREDENTIALS: dict[Path, dict[str, Any]] = {}
+CREDENTIAL_KEYS = ("user", "password", "host", "port", "dbname")
+
+
+def credentials_of(params: dict[str, Any]) -> dict[str, Any]:
+    return {key: params.get(key) for key in CREDENTIAL_KEYS}
+
+
+def last_good_instead_of(url_file: Path | None, refused: dict[str, Any], error: Exception) -> dict[str, Any] | None:
+    """The credentials that last opened a connection from `url_file`, if they are not the refused ones."""
+    previous = LAST_GOOD_CREDENTIALS.get(url_file, {}) if url_file is not None else {}
+    if not previous or previous == refused:
+        return None
+    # Names the role and the failure, never a password (OPS-1).
+    logger.warning(
+        "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
+        extra={"database_user": refused["user"], "error": type(error).__name__},
+    )
+    return previous
 
 
 def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
@@ -40,23 +58,17 @@ def read_credentials_on_connect(engine: Engine, url_file: Path) -> None:
     def _current_credentials(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         current = make_url(url_file.read_text(encoding="utf-8").strip())
         cparams.update(current.translate_connect_args(username="user", database="dbname"))
-        credentials = {key: cparams.get(key) for key in ("user", "password", "host", "port", "dbname")}
+        credentials = credentials_of(cparams)
         try:
             connection = dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as refused:
-            previous = LAST_GOOD_CREDENTIALS.get(url_file, {})
-            if not previous or previous == credentials:
+            previous = last_good_instead_of(url_file, credentials, refused)
+            if previous is None:
                 raise
-            # Names the role and the failure, never a password (OPS-1).
-            logger.warning(
-                "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
-                extra={"database_user": credentials["user"], "error": type(refused).__name__},
-            )
             try:
-                connection = dialect.connect(*cargs, **{**cparams, **previous})
+                return dialect.connect(*cargs, **{**cparams, **previous})
             except dialect.loaded_dbapi.OperationalError:
                 raise refused from None
-            return connection
         LAST_GOOD_CREDENTIALS[url_file] = credentials
         return connection
 
@@ -111,25 +123,19 @@ def create_read_pool(
             args.update(current.translate_connect_args(username="user", database="dbname"))
         return args
 
-    credential_keys = ("user", "password", "host", "port", "dbname")  # those of LAST_GOOD_CREDENTIALS
-
     class RotatingConnection(AsyncConnection[Any]):
         """The engine's fallback (read_credentials_on_connect): the file's credentials refused, the
         ones that last opened a connection in this process are tried once, if they differ."""
 
         @classmethod
         async def connect(cls, conninfo: str = "", **kwargs: Any) -> "RotatingConnection":
-            credentials = {key: kwargs.get(key) for key in credential_keys}
+            credentials = credentials_of(kwargs)
             try:
                 connection = await super().connect(conninfo, **kwargs)
             except psycopg.OperationalError as refused:
-                previous = LAST_GOOD_CREDENTIALS.get(url_file, {}) if url_file is not None else {}
-                if not previous or previous == credentials:
+                previous = last_good_instead_of(url_file, credentials, refused)
+                if previous is None:
                     raise
-                logger.warning(
-                    "database credentials in DATABASE_URL_FILE refused; connecting with the ones that last worked",
-                    extra={"database_user": credentials["user"], "error": type(refused).__name__},
-                )
                 try:
                     return await super().connect(conninfo, **{**kwargs, **previous})
                 except psycopg.OperationalError:
