@@ -499,6 +499,24 @@ MUTANTS = [
 ]  # fmt: skip
 
 
+def statuses_after(
+    report: ModuleType, work: Path, edits: tuple[Edit, ...], values: dict[str, str]
+) -> dict[str, tuple[str, str]]:
+    """The report's lines with `edits` applied to `work`, which is put back as it was afterwards."""
+    touched = {edit.path: (work / edit.path).read_bytes() if (work / edit.path).exists() else None
+               for edit in edits}  # fmt: skip
+    try:
+        for edit in edits:
+            apply(work, edit, values)
+        return statuses(report, work)
+    finally:
+        for relative, content in touched.items():
+            if content is None:
+                (work / relative).unlink()
+            else:
+                (work / relative).write_bytes(content)
+
+
 def apply(root: Path, edit: Edit, values: dict[str, str]) -> None:
     path = root / edit.path
     new = edit.new.format_map(values) if "{slug}" in edit.new else edit.new
@@ -578,18 +596,7 @@ def test_every_mutant_fails_exactly_its_practice(
     caught: Counter[str] = Counter()
     problems = []
     for mutant_ in MUTANTS:
-        touched = {edit.path: (work / edit.path).read_bytes() if (work / edit.path).exists() else None
-                   for edit in mutant_.edits}  # fmt: skip
-        try:
-            for edit in mutant_.edits:
-                apply(work, edit, values)
-            after = statuses(report, work)
-        finally:
-            for relative, content in touched.items():
-                if content is None:
-                    (work / relative).unlink()
-                else:
-                    (work / relative).write_bytes(content)
+        after = statuses_after(report, work, mutant_.edits, values)
         failed = {pid for pid, (status, _) in after.items() if status == "FAIL"}
         expected = {mutant_.practice} | covering[mutant_.practice]
         detail = after[mutant_.practice][1]
@@ -628,18 +635,7 @@ def test_equivalent_variants_keep_their_lines(
     before = {pid: status for pid, (status, _) in statuses(report, work).items()}
     problems = []
     for variant in VARIANTS:
-        touched = {edit.path: (work / edit.path).read_bytes() if (work / edit.path).exists() else None
-                   for edit in variant.edits}  # fmt: skip
-        try:
-            for edit in variant.edits:
-                apply(work, edit, values)
-            after = statuses(report, work)
-        finally:
-            for relative, content in touched.items():
-                if content is None:
-                    (work / relative).unlink()
-                else:
-                    (work / relative).write_bytes(content)
+        after = statuses_after(report, work, variant.edits, values)
         expected = {**before, **dict(variant.expect)}
         changed = {pid: f"{expected[pid]} -> {status}: {detail}" for pid, (status, detail) in after.items()
                    if status != expected.get(pid)}  # fmt: skip

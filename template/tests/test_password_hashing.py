@@ -1,6 +1,7 @@
 """Passwords are stored as Argon2id (SEC-2); bcrypt hashes of earlier releases verify and are upgraded."""
 
 from pathlib import Path
+from typing import Any
 
 import argon2
 import bcrypt
@@ -116,44 +117,36 @@ def bundle(tmp_path: Path) -> Path:
     return path
 
 
+def deployed_settings(bundle: Path, **overrides: Any) -> Settings:
+    """Settings as a dev or prod pod gets them (prod unless `environment` says otherwise)."""
+    values: dict[str, Any] = {
+        "environment": "prod",
+        "database_url": PG_URL,
+        "database_ssl_root_cert": bundle,
+        "secret_key": SecretStr("x" * 40),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 @pytest.mark.parametrize(("memory_kib", "time_cost"), [(8, 1), (19455, 2), (19456, 1), (47103, 1), (7167, 9)])
 def test_refuses_to_start_below_the_owasp_minimum(
     environment: str, memory_kib: int, time_cost: int, bundle: Path
 ) -> None:
     with pytest.raises(ValidationError, match="OWASP minimum"):
-        Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            environment=environment,
-            database_url=PG_URL,
-            database_ssl_root_cert=bundle,
-            secret_key=SecretStr("x" * 40),
-            password_hash_memory_kib=memory_kib,
-            password_hash_time_cost=time_cost,
+        deployed_settings(
+            bundle, environment=environment, password_hash_memory_kib=memory_kib, password_hash_time_cost=time_cost
         )
 
 
 @pytest.mark.parametrize(("memory_kib", "time_cost"), [(19456, 2), (47104, 1), (12288, 3), (9216, 4), (7168, 5)])
 def test_every_row_of_the_owasp_table_is_accepted(memory_kib: int, time_cost: int, bundle: Path) -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="prod",
-        database_url=PG_URL,
-        database_ssl_root_cert=bundle,
-        secret_key=SecretStr("x" * 40),
-        password_hash_memory_kib=memory_kib,
-        password_hash_time_cost=time_cost,
-    )
+    settings = deployed_settings(bundle, password_hash_memory_kib=memory_kib, password_hash_time_cost=time_cost)
     assert settings.password_hash_parallelism == 1
 
 
 def test_the_default_is_the_owasp_recommendation(bundle: Path) -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="prod",
-        database_url=PG_URL,
-        database_ssl_root_cert=bundle,
-        secret_key=SecretStr("x" * 40),
-    )
+    settings = deployed_settings(bundle)
     assert (settings.password_hash_memory_kib, settings.password_hash_time_cost) == (19 * 1024, 2)
     assert settings.password_hash_parallelism == 1
