@@ -2,6 +2,8 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +29,20 @@ def test_a_line_is_one_json_object_with_the_request_id() -> None:
     assert line["request_id"] == "req-1"
     assert line["user_id"] == 7
     assert line["level"] == "INFO"
+
+
+def test_time_is_utc_to_the_millisecond_and_extras_keep_their_order() -> None:
+    record = logging.LogRecord("test", logging.INFO, __file__, 1, "event", None, None)
+    record.created, record.msecs = 1_790_000_000.9876, 987.0  # as LogRecord cuts it
+    record.zeta, record.alpha = 1, 2
+    line = JsonFormatter().format(record)
+    assert json.loads(line)["time"] == "2026-09-21T14:13:20.987+00:00"
+    assert list(json.loads(line))[-2:] == ["zeta", "alpha"]
+
+
+def test_a_value_json_cannot_encode_is_written_as_text() -> None:
+    line = format_record("event", path=Path("/srv/x"), when=datetime(2026, 1, 2, tzinfo=UTC))
+    assert (line["path"], line["when"]) == ("/srv/x", "2026-01-02 00:00:00+00:00")
 
 
 @pytest.mark.parametrize("key", ["password", "new_password", "secret_key", "access_token", "Authorization", "api_key"])

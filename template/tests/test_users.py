@@ -92,6 +92,34 @@ def test_me_without_token_is_401(client: TestClient) -> None:
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Bearer", "Bearer ", "Basic {token}", "Token {token}", "{token}", "Bearer{token}", "Bearer {token}x"],
+)
+def test_anything_but_a_valid_bearer_token_is_401(client: TestClient, authorization: str) -> None:
+    register(client)
+    token = login(client)
+    response = client.get("/users/me", headers={"Authorization": authorization.format(token=token)})
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer {token}", "bearer {token}", "BEARER {token}", "Bearer  {token} "])
+def test_the_bearer_scheme_is_read_as_http_bearer_reads_it(client: TestClient, authorization: str) -> None:
+    # RFC 9110: the scheme is case-insensitive; FastAPI's HTTPBearer strips the token.
+    register(client)
+    token = login(client)
+    assert client.get("/users/me", headers={"Authorization": authorization.format(token=token)}).status_code == 200
+
+
+def test_the_schema_shows_the_bearer_scheme_on_me(client: TestClient) -> None:
+    # /docs offers its "Authorize" button from these two entries.
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"] == {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
+    assert schema["paths"]["/users/me"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in schema["paths"]["/auth/token"]["post"]
+
+
 def ours(client: TestClient) -> dict[str, str]:
     """The issuer and audience this service's tokens carry, so each test below fails for its own reason."""
     settings = client.app.state.settings  # type: ignore[attr-defined]

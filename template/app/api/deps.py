@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, bindparam, select
@@ -48,7 +49,6 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
 LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 SessionDep = Annotated[Session, Depends(get_session)]
-_bearer = HTTPBearer(auto_error=False)
 # Built once: SQLAlchemy caches its compiled form, psycopg prepares it on the server once it
 # has run a few times on a connection.
 _USER_BY_NAME = select(User.id, User.username, User.created_at).where(User.username == bindparam("username"))
@@ -67,35 +67,50 @@ def user_named(engine: Engine, username: str) -> UserRead | None:
     return UserRead.model_validate(row) if row is not None else None
 
 
-async def get_current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UserRead:
-    """The user the bearer token names. Checking the token never blocks, so it runs on the event loop
-    (a token already verified is not checked again until it expires, app/core/security.py
-    VerifiedTokens), and on PostgreSQL so does the SELECT, on psycopg's asyncio pool. On SQLite
-    the SELECT goes to the thread pool: one hop, where a `def` dependency on a session dependency
-    costs three (the session, its closing, this function)."""
-    unauthorized = HTTPException(
+class BearerUser(SecurityBase):
+    """The user the request's bearer token names, as one dependency.
+
+    A security scheme, so the OpenAPI schema and /docs show it as `HTTPBearer` would. One level
+    of dependencies, where `Depends(HTTPBearer())` under a `get_current_user` function made two:
+    FastAPI solves each level anew (its parameters, headers, cookies and a Response), on every
+    request (issue 16, bench/run.py `me_rps`).
+
+    Checking the token never blocks, so it runs on the event loop (a token already verified is
+    not checked again until it expires, app/core/security.py VerifiedTokens), and on PostgreSQL so
+    does the SELECT, on psycopg's asyncio pool. On SQLite the SELECT goes to the thread pool.
+    """
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel()
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> UserRead:
+        # As HTTPBearer reads it: "Bearer <token>", the scheme in any case.
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized()
+        tokens: VerifiedTokens = request.app.state.tokens
+        try:
+            username = tokens.subject(token)
+        except InvalidTokenError:
+            raise _unauthorized() from None
+        pool = request.app.state.read_pool
+        if pool is not None:
+            user = await user_named_async(pool, username)
+        else:  # SQLite, or no lifespan: the autocommit engine, one round trip for the one SELECT (app/main.py)
+            user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
+        if user is None:
+            raise _unauthorized()
+        return user
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail="Missing, invalid or expired token",
         headers={"WWW-Authenticate": "Bearer"},
     )
-    if credentials is None:
-        raise unauthorized
-    tokens: VerifiedTokens = request.app.state.tokens
-    try:
-        username = tokens.subject(credentials.credentials)
-    except InvalidTokenError:
-        raise unauthorized from None
-    pool = request.app.state.read_pool
-    if pool is not None:
-        user = await user_named_async(pool, username)
-    else:  # SQLite, or no lifespan: the autocommit engine, one round trip for the one SELECT (app/main.py)
-        user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
-    if user is None:
-        raise unauthorized
-    return user
 
 
 async def user_named_async(pool: AsyncConnectionPool[AsyncConnection[Any]], username: str) -> UserRead | None:
@@ -106,4 +121,4 @@ async def user_named_async(pool: AsyncConnectionPool[AsyncConnection[Any]], user
     return UserRead(id=row[0], username=row[1], created_at=row[2]) if row is not None else None
 
 
-CurrentUser = Annotated[UserRead, Depends(get_current_user)]
+CurrentUser = Annotated[UserRead, Depends(BearerUser())]
