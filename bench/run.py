@@ -312,10 +312,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(SERVER_STOP_TIMEOUT_S)
 
 
-def health_status(port: int) -> int | None:
+def health_status(port: int, path: str = "/health") -> int | None:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=1)
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", path)
         return conn.getresponse().status
     except OSError:
         return None
@@ -324,14 +324,24 @@ def health_status(port: int) -> int | None:
 
 
 @contextmanager
-def server(cmd: list[str], cwd: Path, venv: Path, log: Path) -> Iterator[tuple[int, float]]:
-    """Start a server, yield (port, seconds until the first 200 from /health), stop it."""
+def server(
+    cmd: list[str],
+    cwd: Path,
+    venv: Path,
+    log: Path,
+    health: str = "/health",
+    app_env: dict[str, str] | None = None,
+) -> Iterator[tuple[int, float]]:
+    """Start a server, yield (port, seconds until the first 200 from `health`), stop it.
+
+    `app_env`: the application's environment, SERVICE_ENV unless given.
+    """
     port = free_port()
     env = {
         "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(cwd),
         "LANG": "C.UTF-8",
-        **SERVICE_ENV,
+        **(SERVICE_ENV if app_env is None else app_env),
     }
     argv = on_loopback(cmd, port)
     argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
@@ -340,11 +350,11 @@ def server(cmd: list[str], cwd: Path, venv: Path, log: Path) -> Iterator[tuple[i
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     _SERVERS.append(proc)
     try:
-        while health_status(port) != 200:
+        while health_status(port, health) != 200:
             if proc.poll() is not None:
                 fail(f"`{' '.join(argv)}` exited {proc.returncode} before /health answered:\n{log.read_text()[-3000:]}")
             if time.perf_counter() - started > SERVER_START_TIMEOUT_S:
-                fail(f"/health did not answer 200 within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+                fail(f"{health} did not answer 200 within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.005)
         yield port, time.perf_counter() - started
     finally:

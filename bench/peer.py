@@ -1,0 +1,323 @@
+"""The generated service beside the backend of FastAPI's full-stack template, on this machine.
+
+    python bench/peer.py                         # clones the peer from GitHub
+    python bench/peer.py --peer-repo PATH        # or from a local clone or mirror of it
+
+The table of issue 16, measured again the same way: the same PostgreSQL, one uvicorn worker each,
+wrk on 127.0.0.1, rounds alternating between the two servers (each round a fresh process):
+
+- authenticated `GET /users/me`: requests/s and p99 (wrk, 16 connections, one token);
+- logins: `POST` of a right password by 20 clients; logins/s counts the 200s only (the service
+  answers 503 at once past its hashing queue, RUN-2, which must not count as a login);
+- the readiness probe's p99 while those 20 clients log in, asked as the kubelet asks
+  (run.py `probe_p99_ms`): the service's `/ready`, which reads the database, and the peer's
+  `/api/v1/utils/health-check/`, the only probe it has, which does not.
+
+The peer is the `backend/` of full-stack-fastapi-template at `--tag` (0.10.0), installed from its
+own uv.lock (exact versions and hashes, the runtime dependencies only) into a Python 3.12
+virtualenv, migrated by its own `alembic upgrade head`, served by `uvicorn app.main:app` with the
+uvicorn[standard] it locks (uvloop and httptools): its image runs `fastapi run --workers 4`, one
+worker here as for the service. The service is this template generated with the required answers,
+its runtime virtualenv built as run.py builds it, served by its Dockerfile's CMD.
+
+Prints the table, then as its very last line:
+
+    peer: me_rps=… peer_me_rps=… me_p99_ms=… peer_me_p99_ms=… login_rps=… peer_login_rps=… \
+        probe_p99_ms=… peer_probe_p99_ms=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from packaging.markers import Marker, default_environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402 - the helpers of the main benchmark, after its directory is on the path
+
+# The peer's virtualenv: this machine, Python 3.12 (whichever Python runs this script).
+ENVIRONMENT = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.0"}
+PEER_URL = "https://github.com/fastapi/full-stack-fastapi-template.git"
+PEER_HEALTH = "/api/v1/utils/health-check/"
+PEER_DATABASE = "bench_peer"
+LOGIN_CLIENTS = 20
+ME_CONNECTIONS = 16
+
+PEER_DATABASE_SQL = rf"""
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{PEER_DATABASE}';
+DROP DATABASE IF EXISTS {PEER_DATABASE};
+CREATE DATABASE {PEER_DATABASE} OWNER bench;
+"""
+
+
+def locked_requirements(lock: Path, project: str = "app") -> str:
+    """`project`'s runtime dependencies from a uv.lock, as a pip requirements file with hashes."""
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["package"]}
+    wanted: dict[str, set[str]] = {}
+    todo = [(d["name"], tuple(d.get("extra", ()))) for d in packages[project]["dependencies"]]
+    done: set[tuple[str, tuple[str, ...]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in done:
+            continue
+        done.add((name, extras))
+        package = packages[name]
+        deps = list(package.get("dependencies", []))
+        for extra in extras:
+            deps += package.get("optional-dependencies", {}).get(extra, [])
+        # Dependencies for other platforms or Pythons (colorama, tomli...) stay out, as uv leaves them.
+        todo += [(d["name"], tuple(d.get("extra", ()))) for d in deps if Marker(d.get("marker", "python_version > '0'")).evaluate(ENVIRONMENT)]
+        wanted.setdefault(name, set()).update(extras)
+    lines = []
+    for name, extras in sorted(wanted.items()):
+        package = packages[name]
+        hashes = [w["hash"] for w in package.get("wheels", [])]
+        if "sdist" in package:
+            hashes.append(package["sdist"]["hash"])
+        # With its extras, or pip finds `uvicorn[standard]>=...` unpinned under --require-hashes.
+        spec = f"{name}[{','.join(sorted(extras))}]" if extras else name
+        lines.append(f"{spec}=={package['version']} " + " ".join(f"--hash={h}" for h in hashes))
+    return "\n".join(lines) + "\n"
+
+
+def peer_checkout(source: str, tag: str, dst: Path) -> Path:
+    local = "://" not in source and not source.startswith("git@")
+    bench.run(["git", "clone", "-q", "--branch", tag, *([] if local else ["--depth", "1"]), source, str(dst)])
+    return dst
+
+
+def peer_database() -> None:
+    bench.ensure_bench_database()
+    if bench.os.geteuid() != 0:
+        bench.fail("the peer's database is made as the postgres user: run as root")
+    proc = subprocess.run(["su", "postgres", "-c", "psql -v ON_ERROR_STOP=1 -q"], input=PEER_DATABASE_SQL,
+                          text=True, capture_output=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        bench.fail(f"could not create the peer's database: {proc.stderr}")
+
+
+def peer_env() -> dict[str, str]:
+    return {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "ENVIRONMENT": "local",
+        "PROJECT_NAME": "peer",
+        "SECRET_KEY": "peer-" + "0123456789abcdef" * 3,
+        "FIRST_SUPERUSER": "admin@example.com",
+        "FIRST_SUPERUSER_PASSWORD": "peer-admin-password-0123",
+        "POSTGRES_SERVER": bench.LOOPBACK,
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_USER": "bench",
+        "POSTGRES_PASSWORD": "bench",
+        "POSTGRES_DB": PEER_DATABASE,
+    }
+
+
+def post(port: int, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    conn = bench.http.client.HTTPConnection(bench.LOOPBACK, port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def lua(path: Path, body: str, content_type: str) -> Path:
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "{content_type}"\n'
+    )
+    return path
+
+
+def wrk(url: str, seconds: int, connections: int, *extra: str) -> tuple[float, float, float]:
+    """(2xx answers a second, p99 ms, share of answers that were not 2xx) of one wrk run."""
+    proc = bench.run(
+        ["wrk", "-t1", f"-c{connections}", "--timeout", "30s", "--latency", *extra, f"-d{seconds}s", url],
+        timeout=seconds + 90,
+    )
+    out = proc.stdout
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(ms|s|m)\b", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", out, re.MULTILINE)
+    if not total or not p99 or "Socket errors" in out:
+        bench.fail(f"wrk gave no clean result for {url}:\n{out}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    count, refused = int(total.group(1)), int(non_2xx.group(1)) if non_2xx else 0
+    duration = float(total.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
+    return (count - refused) / duration, float(p99.group(1)) * bench._UNITS_MS[p99.group(2)], refused / max(count, 1)
+
+
+class Side:
+    """One server under test: how to start it, its routes, and the figures of each round."""
+
+    def __init__(self, name: str, cmd: list[str], cwd: Path, venv: Path, env: dict[str, str], routes: dict[str, str]):
+        self.name, self.cmd, self.cwd, self.venv, self.env, self.routes = name, cmd, cwd, venv, env, routes
+        self.figures: dict[str, list[float]] = {}
+        self.token = ""
+        self.login_lua = Path()
+
+    def add(self, **values: float) -> None:
+        for key, value in values.items():
+            self.figures.setdefault(key, []).append(value)
+
+    def median(self, key: str) -> float:
+        return bench.median(self.figures[key])
+
+
+def measure(side: Side, seconds: int, logs: Path) -> None:
+    with bench.server(side.cmd, side.cwd, side.venv, logs / f"{side.name}.log", side.routes["probe"], side.env) as (
+        port,
+        _,
+    ):
+        base = f"http://{bench.LOOPBACK}:{port}"
+        me = [f"{base}{side.routes['me']}", "-H", f"Authorization: Bearer {side.token}"]
+        wrk(me[0], 1, ME_CONNECTIONS, *me[1:])  # warm-up: the pools fill, the code paths load
+        me_rps, me_p99, me_refused = wrk(me[0], seconds, ME_CONNECTIONS, *me[1:])
+        if me_refused:
+            bench.fail(f"{side.name}: {me_refused:.1%} of GET {side.routes['me']} were not 2xx")
+        login = [f"{base}{side.routes['login']}", "-s", str(side.login_lua)]
+        login_rps, login_p99, shed = wrk(login[0], seconds, LOGIN_CLIENTS, *login[1:])
+        flood_cmd = ["wrk", "-t1", f"-c{LOGIN_CLIENTS}", "--timeout", "30s", *login[1:], f"-d{seconds + 4}s", login[0]]
+        flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(2)  # the logins are running: every core hashes
+            probe = bench.probe_p99_ms(port, side.routes["probe"], seconds)
+        finally:
+            flood.wait(timeout=seconds + 60)
+    side.add(me_rps=me_rps, me_p99=me_p99, login_rps=login_rps, login_p99=login_p99, shed=shed, probe=probe)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--peer-repo", default=PEER_URL, help="git URL or local path of full-stack-fastapi-template")
+    parser.add_argument("--tag", default="0.10.0", help="the peer's release")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating between the two servers")
+    parser.add_argument("--seconds", type=int, default=6, help="duration of each wrk run")
+    args = parser.parse_args()
+    bench.ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="bench-peer-"))
+    try:
+        report(work, args.peer_repo, args.tag, max(1, min(args.rounds, 10)), max(2, min(args.seconds, 60)))
+    finally:
+        while bench._SERVERS:
+            bench.stop(bench._SERVERS[-1])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> None:
+    logs = work / "logs"
+    logs.mkdir()
+    python = bench.python_for("3.12")
+
+    bench.step("the service: generated from this template, its runtime venv, migrated")
+    service = work / "service"
+    bench.run(bench.copy_args(bench.snapshot_template(work / "template"), service), env=bench.BASE_ENV)
+    service_venv = bench.build_runtime_venv(python, service, work / "service-venv")
+    bench.ensure_bench_database()
+    service_env = {"PATH": f"{service_venv / 'bin'}:/usr/bin:/bin", "HOME": str(work), **bench.SERVICE_ENV}
+    bench.run([str(service_venv / "bin" / "alembic"), "upgrade", "head"], cwd=service, env=service_env)
+    ours = Side(
+        "service",
+        bench.container_command(service / "Dockerfile"),
+        service,
+        service_venv,
+        bench.SERVICE_ENV,
+        {"me": "/users/me", "login": "/auth/token", "probe": "/ready"},
+    )
+
+    bench.step(f"the peer: full-stack-fastapi-template {tag} backend, its uv.lock, migrated")
+    source = peer_checkout(peer_repo, tag, work / "peer")
+    backend = source / "backend"
+    requirements = work / "peer-requirements.txt"
+    requirements.write_text(locked_requirements(source / "uv.lock"))
+    peer_venv = work / "peer-venv"
+    bench.run([python, "-m", "venv", str(peer_venv)], env=bench.BASE_ENV)
+    bench.run(
+        [str(peer_venv / "bin" / "pip"), "install", "-q", "--require-hashes", "-r", str(requirements)],
+        env={**bench.BASE_ENV, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        timeout=bench.PIP_TIMEOUT_S,
+    )
+    peer_database()
+    # The peer's image installs `backend/` as the package `app`; here it is imported from its folder.
+    env = {**peer_env(), "PYTHONPATH": str(backend)}
+    bench.run([str(peer_venv / "bin" / "alembic"), "upgrade", "head"], cwd=backend,
+              env={"PATH": f"{peer_venv / 'bin'}:/usr/bin:/bin", "HOME": str(work), **env})  # fmt: skip
+    peer = Side(
+        "peer",
+        ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"],
+        backend,
+        peer_venv,
+        env,
+        {"me": "/api/v1/users/me", "login": "/api/v1/login/access-token", "probe": PEER_HEALTH},
+    )
+
+    bench.step("one user on each, and its token")
+    password = "bench-password-0123456789"
+    with bench.server(ours.cmd, ours.cwd, ours.venv, logs / "service-setup.log", "/ready", ours.env) as (port, _):
+        user = {"username": f"peer-{bench.os.getpid()}-{int(time.time())}", "password": password}
+        for path in ("/users", "/auth/token"):
+            status, body = post(port, path, json.dumps(user).encode(), "application/json")
+            if status not in (200, 201):
+                bench.fail(f"service: POST {path} answered {status}: {body[:300]!r}")
+        ours.token = json.loads(body)["access_token"]
+    ours.login_lua = lua(work / "service-login.lua", json.dumps(user), "application/json")
+    form = f"username=bench%40example.com&password={password}"
+    with bench.server(peer.cmd, peer.cwd, peer.venv, logs / "peer-setup.log", PEER_HEALTH, peer.env) as (port, _):
+        signup = {"email": "bench@example.com", "password": password, "full_name": "Bench"}
+        status, body = post(port, "/api/v1/users/signup", json.dumps(signup).encode(), "application/json")
+        if status != 200:
+            bench.fail(f"peer: signup answered {status}: {body[:300]!r}")
+        status, body = post(port, "/api/v1/login/access-token", form.encode(), "application/x-www-form-urlencoded")
+        if status != 200:
+            bench.fail(f"peer: login answered {status}: {body[:300]!r}")
+        peer.token = json.loads(body)["access_token"]
+    peer.login_lua = lua(work / "peer-login.lua", form, "application/x-www-form-urlencoded")
+
+    bench.step(f"{rounds} rounds, alternating: GET me, logins by {LOGIN_CLIENTS} clients, the probe under them")
+    bench.rounds(rounds, lambda: measure(ours, seconds, logs), lambda: measure(peer, seconds, logs))
+
+    rows = [
+        ("authenticated GET me, requests/s", "me_rps", "{:.0f}", True),
+        ("GET me p99, ms", "me_p99", "{:.0f}", False),
+        (f"logins/s ({LOGIN_CLIENTS} clients, 200s only)", "login_rps", "{:.1f}", True),
+        ("login p99, ms", "login_p99", "{:.0f}", False),
+        ("logins answered 503 (hashing queue full)", "shed", "{:.0%}", False),
+        ("probe p99 while logins run, ms", "probe", "{:.0f}", False),
+    ]
+    print()
+    print(f"{'figure':<44} {'service':>10} {'peer':>10}  service vs peer")
+    for label, key, fmt, higher_is_better in rows:
+        a, b = ours.median(key), peer.median(key)
+        ratio = (a / b if higher_is_better else b / a) if a and b else float("nan")
+        print(f"{label:<44} {fmt.format(a):>10} {fmt.format(b):>10}  {ratio:.2f}x {'better' if ratio >= 1 else 'worse'}")
+    print(f"\nprobes: service /ready (reads the database), peer {PEER_HEALTH} (does not)")
+    print(f"servers: service `{' '.join(ours.cmd)}`; peer `{' '.join(peer.cmd)}`, each on 127.0.0.1:<free port>")
+    for side in (ours, peer):
+        print(f"{side.name:<8}", "  ".join(f"{k} {' '.join(f'{v:.3g}' for v in vs)}" for k, vs in side.figures.items()))
+    print(
+        f"peer: me_rps={ours.median('me_rps'):.0f} peer_me_rps={peer.median('me_rps'):.0f} "
+        f"me_p99_ms={ours.median('me_p99'):.0f} peer_me_p99_ms={peer.median('me_p99'):.0f} "
+        f"login_rps={ours.median('login_rps'):.1f} peer_login_rps={peer.median('login_rps'):.1f} "
+        f"probe_p99_ms={ours.median('probe'):.0f} peer_probe_p99_ms={peer.median('probe'):.0f}"
+    )
+
+
+if __name__ == "__main__":
+    try:
+        import copier  # noqa: F401
+    except ImportError:
+        venv_python = bench.REPO / ".venv" / "bin" / "python"
+        if venv_python.exists() and Path(sys.executable) != venv_python:
+            bench.os.execv(str(venv_python), [str(venv_python), *sys.argv])
+        bench.fail("copier is not installed: python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt")
+    bench.signal.signal(bench.signal.SIGTERM, bench._interrupted)
+    main()
