@@ -42,7 +42,7 @@ from pathlib import Path
 from packaging.markers import Marker, default_environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402 - the helpers of the main benchmark, after its directory is on the path
+import run as bench  # the helpers of the main benchmark, once its folder is on the path
 
 # The peer's virtualenv: this machine, Python 3.12 (whichever Python runs this script).
 ENVIRONMENT = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.0"}
@@ -75,7 +75,11 @@ def locked_requirements(lock: Path, project: str = "app") -> str:
         for extra in extras:
             deps += package.get("optional-dependencies", {}).get(extra, [])
         # Dependencies for other platforms or Pythons (colorama, tomli...) stay out, as uv leaves them.
-        todo += [(d["name"], tuple(d.get("extra", ()))) for d in deps if Marker(d.get("marker", "python_version > '0'")).evaluate(ENVIRONMENT)]
+        todo += [
+            (d["name"], tuple(d.get("extra", ())))
+            for d in deps
+            if Marker(d.get("marker", "python_version > '0'")).evaluate(ENVIRONMENT)
+        ]
         wanted.setdefault(name, set()).update(extras)
     lines = []
     for name, extras in sorted(wanted.items()):
@@ -139,6 +143,14 @@ def lua(path: Path, body: str, content_type: str) -> Path:
     return path
 
 
+def stored_hash_params(url: str, query: str, key: str) -> str:
+    """The algorithm and parameters of a stored password hash ("argon2id m=19456,t=2,p=1")."""
+    literal = "'" + key.replace("'", "''") + "'"
+    stored = bench.run(["psql", url, "-Atc", query.replace("%s", literal)]).stdout.strip()
+    parts = stored.split("$")
+    return f"{parts[1]} {parts[3]}" if stored.startswith("$argon2") else stored[:4]
+
+
 def wrk(url: str, seconds: int, connections: int, *extra: str) -> tuple[float, float, float]:
     """(2xx answers a second, p99 ms, share of answers that were not 2xx) of one wrk run."""
     proc = bench.run(
@@ -164,6 +176,7 @@ class Side:
         self.figures: dict[str, list[float]] = {}
         self.token = ""
         self.login_lua = Path()
+        self.hash_params = ""
 
     def add(self, **values: float) -> None:
         for key, value in values.items():
@@ -181,7 +194,11 @@ def measure(side: Side, seconds: int, logs: Path) -> None:
         base = f"http://{bench.LOOPBACK}:{port}"
         me = [f"{base}{side.routes['me']}", "-H", f"Authorization: Bearer {side.token}"]
         wrk(me[0], 1, ME_CONNECTIONS, *me[1:])  # warm-up: the pools fill, the code paths load
+        pid = bench._SERVERS[-1].pid
+        cpu_before, started = bench.process_cpu_s(pid), time.perf_counter()
         me_rps, me_p99, me_refused = wrk(me[0], seconds, ME_CONNECTIONS, *me[1:])
+        # CPU time a request (its threads included): moves far less than requests/s on a busy machine.
+        me_cpu = (bench.process_cpu_s(pid) - cpu_before) / (me_rps * (time.perf_counter() - started)) * 1e6
         if me_refused:
             bench.fail(f"{side.name}: {me_refused:.1%} of GET {side.routes['me']} were not 2xx")
         login = [f"{base}{side.routes['login']}", "-s", str(side.login_lua)]
@@ -193,7 +210,9 @@ def measure(side: Side, seconds: int, logs: Path) -> None:
             probe = bench.probe_p99_ms(port, side.routes["probe"], seconds)
         finally:
             flood.wait(timeout=seconds + 60)
-    side.add(me_rps=me_rps, me_p99=me_p99, login_rps=login_rps, login_p99=login_p99, shed=shed, probe=probe)
+    side.add(
+        me_rps=me_rps, me_p99=me_p99, me_cpu=me_cpu, login_rps=login_rps, login_p99=login_p99, shed=shed, probe=probe
+    )
 
 
 def main() -> None:
@@ -281,6 +300,14 @@ def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> N
             bench.fail(f"peer: login answered {status}: {body[:300]!r}")
         peer.token = json.loads(body)["access_token"]
     peer.login_lua = lua(work / "peer-login.lua", form, "application/x-www-form-urlencoded")
+    # What a login costs each side is first the hash's parameters: read from the stored hashes.
+    service_url = bench.BENCH_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+    peer_url = f"postgresql://bench:bench@{bench.LOOPBACK}:5432/{PEER_DATABASE}"
+    ours.hash_params = stored_hash_params(
+        service_url, "SELECT password_hash FROM users WHERE username = %s", user["username"]
+    )
+    peer.hash_params = stored_hash_params(peer_url, 'SELECT hashed_password FROM "user" WHERE email = %s',
+                                          signup["email"])  # fmt: skip
 
     bench.step(f"{rounds} rounds, alternating: GET me, logins by {LOGIN_CLIENTS} clients, the probe under them")
     bench.rounds(rounds, lambda: measure(ours, seconds, logs), lambda: measure(peer, seconds, logs))
@@ -288,6 +315,7 @@ def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> N
     rows = [
         ("authenticated GET me, requests/s", "me_rps", "{:.0f}", True),
         ("GET me p99, ms", "me_p99", "{:.0f}", False),
+        ("GET me CPU time a request, us", "me_cpu", "{:.0f}", False),
         (f"logins/s ({LOGIN_CLIENTS} clients, 200s only)", "login_rps", "{:.1f}", True),
         ("login p99, ms", "login_p99", "{:.0f}", False),
         ("logins answered 503 (hashing queue full)", "shed", "{:.0%}", False),
@@ -297,9 +325,14 @@ def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> N
     print(f"{'figure':<44} {'service':>10} {'peer':>10}  service vs peer")
     for label, key, fmt, higher_is_better in rows:
         a, b = ours.median(key), peer.median(key)
-        ratio = (a / b if higher_is_better else b / a) if a and b else float("nan")
-        print(f"{label:<44} {fmt.format(a):>10} {fmt.format(b):>10}  {ratio:.2f}x {'better' if ratio >= 1 else 'worse'}")
-    print(f"\nprobes: service /ready (reads the database), peer {PEER_HEALTH} (does not)")
+        if a and b:
+            ratio = a / b if higher_is_better else b / a
+            verdict = f"{ratio:.2f}x {'better' if ratio >= 1 else 'worse'}"
+        else:
+            verdict = "same" if a == b else ("better" if bool(a) == higher_is_better else "worse")
+        print(f"{label:<44} {fmt.format(a):>10} {fmt.format(b):>10}  {verdict}")
+    print(f"\npassword hashes: service {ours.hash_params}, peer {peer.hash_params} (logins/s follow them first)")
+    print(f"probes: service /ready (reads the database), peer {PEER_HEALTH} (does not)")
     print(f"servers: service `{' '.join(ours.cmd)}`; peer `{' '.join(peer.cmd)}`, each on 127.0.0.1:<free port>")
     for side in (ours, peer):
         print(f"{side.name:<8}", "  ".join(f"{k} {' '.join(f'{v:.3g}' for v in vs)}" for k, vs in side.figures.items()))
