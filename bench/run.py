@@ -683,8 +683,9 @@ def report(
                 f"CPU/request {path['me_cpu_us']:.0f} vs {path['me_async_base_cpu_us']:.0f} us"
             ),
             f"{path['me_rps_async_ratio']:.2f}x",
-            "",
-            "",
+            # The service reads on this pool: the same driver and pool is this baseline (issue 16).
+            f">= {GOAL_ME_RPS_RATIO}x, same pool",
+            mark(path["me_rps_async_ratio"] >= GOAL_ME_RPS_RATIO),
         ),
         (
             "POST /auth/token logins/s",
