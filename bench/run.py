@@ -352,7 +352,9 @@ def server(
     try:
         while health_status(port, health) != 200:
             if proc.poll() is not None:
-                fail(f"`{' '.join(argv)}` exited {proc.returncode} before /health answered:\n{log.read_text()[-3000:]}")
+                fail(
+                    f"`{' '.join(argv)}` exited {proc.returncode} before {health} answered:\n{log.read_text()[-3000:]}"
+                )
             if time.perf_counter() - started > SERVER_START_TIMEOUT_S:
                 fail(f"{health} did not answer 200 within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.005)

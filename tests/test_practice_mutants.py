@@ -326,8 +326,12 @@ MUTANTS: list[Mutant] = [
     # --- OPS-1 ------------------------------------------------------------------------------
     mutant("OPS-1", "logs to stderr", "app/core/logging.json", '"stream": "ext://sys.stdout"', '"stream": "ext://sys.stderr"',
            "writes to ext://sys.stderr"),
-    mutant("OPS-1", "extra fields logged unredacted", "app/core/logging.py", "entry.update(redact(extra))", "entry.update(extra)",
-           "without redact()"),
+    mutant("OPS-1", "extra fields logged unredacted", "app/core/logging.py", "entry[key] = redact(value, str(key))",
+           "entry[key] = value", "without redact()"),
+    mutant("OPS-1", "extra fields merged unredacted", "app/core/logging.py", "        return _encode(entry)",
+           "        entry.update(vars(record))\n        return _encode(entry)", "without redact()"),
+    mutant("OPS-1", "a line that is not JSON", "app/core/logging.py", "        return _encode(entry)", "        return str(entry)",
+           "does not write JSON"),
     mutant("OPS-1", "the message logged unredacted", "app/core/logging.py", '"message": redact_text(record.getMessage()),',
            '"message": record.getMessage(),', "without redact_text"),
     # --- OPS-2 ------------------------------------------------------------------------------

@@ -2122,9 +2122,16 @@ def _json_formatter(repo: Repository) -> Problems:
     ]  # fmt: skip
     if not formats:
         problems.append("app/core/logging.py: no JsonFormatter.format")
+    # `json.dumps`, or the `encode` of a JSONEncoder kept at module level (`_encode = JSONEncoder(...).encode`).
+    encoders = {"dumps"} | {
+        target.id for node in module.body if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Attribute) and node.value.attr == "encode"
+        and "JSONEncoder" in calls_to(node.value.value)
+        for target in node.targets if isinstance(target, ast.Name)
+    }  # fmt: skip
     for function in formats:
         called = calls_to(function)
-        if "dumps" not in called:
+        if not called & encoders:
             problems.append("app/core/logging.py: JsonFormatter.format does not write JSON (json.dumps)")
         if "request_id" not in ast.unparse(function):
             problems.append("app/core/logging.py: JsonFormatter.format does not log the request id")
@@ -2136,6 +2143,12 @@ def _json_formatter(repo: Repository) -> Problems:
                         problems.append("app/core/logging.py: the message is logged without redact_text")
             update = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
             if update and not all("redact" in calls_to(arg) for arg in node.args):  # type: ignore[attr-defined]
+                problems.append(f"app/core/logging.py: `{ast.unparse(node)}` logs extra fields without redact()")
+            # `entry[key] = ...` with a key that is not a literal: a field passed with `extra=`.
+            extra_field = isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Subscript) and not isinstance(t.slice, ast.Constant) for t in node.targets
+            )
+            if extra_field and "redact" not in calls_to(node.value):  # type: ignore[attr-defined]
                 problems.append(f"app/core/logging.py: `{ast.unparse(node)}` logs extra fields without redact()")
     return problems
 

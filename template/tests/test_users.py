@@ -3,9 +3,12 @@ from pathlib import Path
 
 import jwt
 import pytest
+from fastapi import Depends
 from fastapi.testclient import TestClient
 
+from app.api.deps import CurrentUser, current_user
 from app.main import create_app
+from app.schemas.user import UserRead
 from tests.conftest import TEST_SECRET_KEY, make_settings
 
 PASSWORD = "correct horse battery staple"
@@ -183,3 +186,25 @@ def test_schema_is_not_served_in_production(database_url: str, tmp_path: Path) -
         with TestClient(create_app(settings)) as client:
             assert client.get("/openapi.json").status_code == expected, environment
             assert client.get("/docs").status_code == expected, environment
+
+
+def test_the_current_user_is_read_once_and_can_be_overridden(client: TestClient) -> None:
+    app = client.app
+    reads: list[int] = []
+
+    async def fake_user() -> UserRead:
+        reads.append(1)
+        return UserRead(id=7, username="fake", created_at=datetime.now(UTC))
+
+    @app.get("/twice", dependencies=[Depends(current_user)])  # type: ignore[attr-defined,untyped-decorator]
+    async def twice(user: CurrentUser) -> UserRead:
+        return user
+
+    app.dependency_overrides[current_user] = fake_user  # type: ignore[attr-defined]
+    try:
+        assert client.get("/users/me").json()["username"] == "fake"
+        reads.clear()
+        assert client.get("/twice").status_code == 200
+        assert reads == [1]  # a router's dependency and the route's parameter share one read
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]

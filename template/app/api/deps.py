@@ -121,4 +121,8 @@ async def user_named_async(pool: AsyncConnectionPool[AsyncConnection[Any]], user
     return UserRead(id=row[0], username=row[1], created_at=row[2]) if row is not None else None
 
 
-CurrentUser = Annotated[UserRead, Depends(BearerUser())]
+# One instance: FastAPI caches a dependency's result for the request, and looks up
+# `app.dependency_overrides`, by the callable itself, this object (override `current_user`, not
+# the class).
+current_user = BearerUser()
+CurrentUser = Annotated[UserRead, Depends(current_user)]

@@ -85,7 +85,7 @@ class JsonFormatter(logging.Formatter):
         fields = vars(record)
         for key, value in fields.items():
             if key not in _RECORD_ATTRS:
-                entry[key] = redact(value, key)
+                entry[key] = redact(value, str(key))
         if record.exc_info:
             entry["exception"] = redact_text(self.formatException(record.exc_info))
         return _encode(entry)
