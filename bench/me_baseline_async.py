@@ -4,7 +4,7 @@ bench/me_baseline.py is the straightforward version (a sync SELECT in FastAPI's 
 the generated service reads the user on psycopg's asyncio pool (issue 16), this one does the same
 by hand, to show what the service's middleware, dependencies and logging cost over the same I/O:
 the same JWT check, one SELECT by username on a psycopg_pool AsyncConnectionPool of the service's
-size (up to 15 autocommit connections, the same connect timeout), the same JSON. bench/run.py
+read pool's size (autocommit connections, the same connect timeout), the same JSON. bench/run.py
 serves it with the generated service's command and virtualenv.
 """
 
@@ -22,8 +22,14 @@ CONNINFO = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql").ren
 SECRET_KEY = os.environ["SECRET_KEY"]
 ISSUER, AUDIENCE = os.environ["JWT_ISSUER"], os.environ["JWT_AUDIENCE"]
 QUERY = "SELECT id, username, created_at FROM users WHERE username = %s"
+# The service's read pool: its size, DATABASE_READ_POOL_SIZE, which bench/run.py sets for both
+# servers to the service's default.
 pool = AsyncConnectionPool(
-    CONNINFO, min_size=1, max_size=15, open=False, kwargs={"autocommit": True, "connect_timeout": 3}
+    CONNINFO,
+    min_size=1,
+    max_size=int(os.environ["DATABASE_READ_POOL_SIZE"]),
+    open=False,
+    kwargs={"autocommit": True, "connect_timeout": 3},
 )
 
 
