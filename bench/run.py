@@ -122,6 +122,10 @@ HASH_DEFAULTS = (
     "print(*(fields[f'password_hash_{name}'].default for name in ('memory_kib', 'time_cost', 'parallelism')))"
 )
 
+READ_POOL_DEFAULT = (
+    "from app.core.config import Settings\nprint(Settings.model_fields['database_read_pool_size'].default)"
+)
+
 BARE_APP = """\
 from fastapi import FastAPI
 
@@ -488,7 +492,7 @@ def main() -> None:
     parser.add_argument("--rps-rounds", type=int, default=5, help="wrk runs against each server")
     parser.add_argument("--wrk-seconds", type=int, default=4, help="duration of one wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
-    parser.add_argument("--request-rounds", type=int, default=3, help="rounds of the request-path rows")
+    parser.add_argument("--request-rounds", type=int, default=5, help="rounds of the request-path rows")
     args = parser.parse_args()
     runs = max(5, min(args.runs, 50))
     rps_rounds = max(1, min(args.rps_rounds, 10))
@@ -758,6 +762,9 @@ def request_path(
     shutil.copy2(REPO / "bench" / "me_baseline.py", baseline / "me_baseline.py")
     shutil.copy2(REPO / "bench" / "me_baseline_async.py", baseline / "me_baseline_async.py")
     at = cmd.index("app.main:app")
+    # The asyncio baseline's pool is the service's read pool: its default size, for both servers.
+    read_pool = run([str(venv / "bin" / "python"), "-c", READ_POOL_DEFAULT], cwd=runtime_app, env=env).stdout.strip()
+    SERVICE_ENV["DATABASE_READ_POOL_SIZE"] = read_pool
     baseline_cmd = [*cmd[:at], "me_baseline:app", *cmd[at + 1 :]]
     async_baseline_cmd = [*cmd[:at], "me_baseline_async:app", *cmd[at + 1 :]]
     user = {"username": f"bench-{os.getpid()}-{int(time.time())}", "password": "bench-password-0123456789"}
