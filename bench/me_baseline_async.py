@@ -13,14 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import jwt
 from fastapi import FastAPI, Header, HTTPException
+from me_token import bearer_subject
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 
 CONNINFO = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql").render_as_string(hide_password=False)
-SECRET_KEY = os.environ["SECRET_KEY"]
-ISSUER, AUDIENCE = os.environ["JWT_ISSUER"], os.environ["JWT_AUDIENCE"]
 QUERY = "SELECT id, username, created_at FROM users WHERE username = %s"
 # The service's read pool: its size, DATABASE_READ_POOL_SIZE, which bench/run.py sets for both
 # servers to the service's default.
@@ -50,22 +48,9 @@ async def health() -> dict[str, str]:
 
 @app.get("/users/me")
 async def me(authorization: Annotated[str, Header()] = "") -> dict[str, object]:
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        raise HTTPException(401)
-    try:
-        claims = jwt.decode(
-            token,
-            SECRET_KEY,
-            algorithms=["HS256"],
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-        )
-    except jwt.PyJWTError:
-        raise HTTPException(401) from None
+    username = bearer_subject(authorization)
     async with pool.connection() as connection:
-        row = await (await connection.execute(QUERY, (claims["sub"],))).fetchone()
+        row = await (await connection.execute(QUERY, (username,))).fetchone()
     if row is None:
         raise HTTPException(401)
     return {"id": row[0], "username": row[1], "created_at": row[2].isoformat()}
