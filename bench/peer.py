@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -83,13 +82,13 @@ def locked_requirements(lock: Path, project: str = "app") -> str:
         ]
         wanted.setdefault(name, set()).update(extras)
     lines = []
-    for name, extras in sorted(wanted.items()):
+    for name, wanted_extras in sorted(wanted.items()):
         package = packages[name]
         hashes = [w["hash"] for w in package.get("wheels", [])]
         if "sdist" in package:
             hashes.append(package["sdist"]["hash"])
         # With its extras, or pip finds `uvicorn[standard]>=...` unpinned under --require-hashes.
-        spec = f"{name}[{','.join(sorted(extras))}]" if extras else name
+        spec = f"{name}[{','.join(sorted(wanted_extras))}]" if wanted_extras else name
         lines.append(f"{spec}=={package['version']} " + " ".join(f"--hash={h}" for h in hashes))
     return "\n".join(lines) + "\n"
 
@@ -100,14 +99,9 @@ def peer_checkout(source: str, tag: str, dst: Path) -> Path:
     return dst
 
 
-def as_postgres(sql: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["su", "postgres", "-c", "psql -v ON_ERROR_STOP=1 -q"], input=sql, text=True,
-                          capture_output=True, check=False)  # fmt: skip
-
-
 def peer_database() -> None:
     bench.ensure_bench_database()
-    proc = as_postgres(PEER_DATABASE_SQL)
+    proc = bench.as_postgres(PEER_DATABASE_SQL)
     if proc.returncode != 0:
         bench.fail(f"could not create the peer's database: {proc.stderr}")
 
@@ -129,49 +123,12 @@ def peer_env() -> dict[str, str]:
     }
 
 
-def post(port: int, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-    conn = bench.http.client.HTTPConnection(bench.LOOPBACK, port, timeout=30)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def lua(path: Path, body: str, content_type: str) -> Path:
-    path.write_text(
-        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "{content_type}"\n'
-    )
-    return path
-
-
 def stored_hash_params(url: str, query: str, key: str) -> str:
     """The algorithm and parameters of a stored password hash ("argon2id m=19456,t=2,p=1")."""
     literal = "'" + key.replace("'", "''") + "'"
     stored = bench.run(["psql", url, "-Atc", query.replace("%s", literal)]).stdout.strip()
     parts = stored.split("$")
     return f"{parts[1]} {parts[3]}" if stored.startswith("$argon2") else stored[:4]
-
-
-def wrk(url: str, seconds: int, connections: int, *extra: str) -> tuple[float, float, float]:
-    """(2xx answers a second, p99 ms of every answer, share of answers not 2xx or 3xx) of one wrk run.
-
-    wrk counts 3xx with 2xx; neither route of either server redirects.
-    """
-    proc = bench.run(
-        ["wrk", "-t1", f"-c{connections}", "--timeout", "30s", "--latency", *extra, f"-d{seconds}s", url],
-        timeout=seconds + 90,
-    )
-    out = proc.stdout
-    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(ms|s|m)\b", out, re.MULTILINE)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", out, re.MULTILINE)
-    if not total or not p99 or "Socket errors" in out:
-        bench.fail(f"wrk gave no clean result for {url}:\n{out}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    count, refused = int(total.group(1)), int(non_2xx.group(1)) if non_2xx else 0
-    duration = float(total.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
-    return (count - refused) / duration, float(p99.group(1)) * bench._UNITS_MS[p99.group(2)], refused / max(count, 1)
 
 
 class Side:
@@ -192,24 +149,22 @@ class Side:
         return bench.median(self.figures[key])
 
 
-def measure(side: Side, seconds: int, logs: Path) -> None:
+def measure(wrk: str, side: Side, seconds: int, logs: Path) -> None:
     with bench.server(side.cmd, side.cwd, side.venv, logs / f"{side.name}.log", side.routes["probe"], side.env) as (
         port,
         _,
     ):
         base = f"http://{bench.LOOPBACK}:{port}"
         me = [f"{base}{side.routes['me']}", "-H", f"Authorization: Bearer {side.token}"]
-        wrk(me[0], 1, ME_CONNECTIONS, *me[1:])  # warm-up: the pools fill, the code paths load
+        bench.wrk_run(wrk, me[0], 1, ME_CONNECTIONS, *me[1:])  # warm-up: the pools fill, the code paths load
         pid = bench._SERVERS[-1].pid
-        cpu_before, started = bench.process_cpu_s(pid), time.perf_counter()
-        me_rps, me_p99, me_refused = wrk(me[0], seconds, ME_CONNECTIONS, *me[1:])
+        cpu_before = bench.process_cpu_s(pid)
+        read = bench.wrk_run(wrk, me[0], seconds, ME_CONNECTIONS, *me[1:])  # every answer a 200, or it fails
         # CPU time a request (its threads included): moves far less than requests/s on a busy machine.
-        me_cpu = (bench.process_cpu_s(pid) - cpu_before) / (me_rps * (time.perf_counter() - started)) * 1e6
-        if me_refused:
-            bench.fail(f"{side.name}: {me_refused:.1%} of GET {side.routes['me']} were not 2xx")
+        me_cpu = (bench.process_cpu_s(pid) - cpu_before) / read.requests * 1e6
         login = [f"{base}{side.routes['login']}", "-s", str(side.login_lua)]
-        login_rps, login_p99, shed = wrk(login[0], seconds, LOGIN_CLIENTS, *login[1:])
-        flood_cmd = ["wrk", "-t1", f"-c{LOGIN_CLIENTS}", "--timeout", "30s", *login[1:], f"-d{seconds + 4}s", login[0]]
+        logins = bench.wrk_run(wrk, login[0], seconds, LOGIN_CLIENTS, *login[1:], allow_non2xx=True, timeout_s=30)
+        flood_cmd = [wrk, "-t1", f"-c{LOGIN_CLIENTS}", "--timeout", "30s", *login[1:], f"-d{seconds + 4}s", login[0]]
         flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(2)  # the logins are running: every core hashes
@@ -217,7 +172,14 @@ def measure(side: Side, seconds: int, logs: Path) -> None:
         finally:
             flood.wait(timeout=seconds + 60)
     side.add(
-        me_rps=me_rps, me_p99=me_p99, me_cpu=me_cpu, login_rps=login_rps, login_p99=login_p99, shed=shed, probe=probe
+        me_rps=read.rps,
+        me_p99=read.p99_ms,
+        me_cpu=me_cpu,
+        # Logins that succeeded: the service answers 503 at once past its hashing queue (RUN-2).
+        login_rps=(logins.requests - logins.non_2xx) / logins.seconds,
+        login_p99=logins.p99_ms,
+        shed=logins.non_2xx / max(logins.requests, 1),
+        probe=probe,
     )
 
 
@@ -232,18 +194,18 @@ def main() -> None:
         # Both servers on the same PostgreSQL: the local one, where it makes the `bench` role and
         # the peer's database as the postgres user.
         bench.fail("run as root, without BENCH_DATABASE_URL: the two databases are made on the local PostgreSQL")
-    bench.ensure_wrk()
+    wrk = bench.ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="bench-peer-"))
     try:
-        report(work, args.peer_repo, args.tag, max(1, min(args.rounds, 10)), max(2, min(args.seconds, 60)))
+        report(wrk, work, args.peer_repo, args.tag, max(1, min(args.rounds, 10)), max(2, min(args.seconds, 60)))
     finally:
         while bench._SERVERS:
             bench.stop(bench._SERVERS[-1])
         shutil.rmtree(work, ignore_errors=True)
-        as_postgres(DROP_PEER_DATABASE_SQL)
+        bench.as_postgres(DROP_PEER_DATABASE_SQL)
 
 
-def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> None:
+def report(wrk: str, work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> None:
     logs = work / "logs"
     logs.mkdir()
     python = bench.python_for("3.12")
@@ -297,22 +259,22 @@ def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> N
     with bench.server(ours.cmd, ours.cwd, ours.venv, logs / "service-setup.log", "/ready", ours.env) as (port, _):
         user = {"username": f"peer-{bench.os.getpid()}-{int(time.time())}", "password": password}
         for path in ("/users", "/auth/token"):
-            status, body = post(port, path, json.dumps(user).encode(), "application/json")
+            status, body = bench.post(port, path, json.dumps(user))
             if status not in (200, 201):
                 bench.fail(f"service: POST {path} answered {status}: {body[:300]!r}")
         ours.token = json.loads(body)["access_token"]
-    ours.login_lua = lua(work / "service-login.lua", json.dumps(user), "application/json")
+    ours.login_lua = bench.lua_post(work / "service-login.lua", json.dumps(user))
     form = f"username=bench%40example.com&password={password}"
     with bench.server(peer.cmd, peer.cwd, peer.venv, logs / "peer-setup.log", PEER_HEALTH, peer.env) as (port, _):
         signup = {"email": "bench@example.com", "password": password, "full_name": "Bench"}
-        status, body = post(port, "/api/v1/users/signup", json.dumps(signup).encode(), "application/json")
+        status, body = bench.post(port, "/api/v1/users/signup", json.dumps(signup))
         if status != 200:
             bench.fail(f"peer: signup answered {status}: {body[:300]!r}")
-        status, body = post(port, "/api/v1/login/access-token", form.encode(), "application/x-www-form-urlencoded")
+        status, body = bench.post(port, "/api/v1/login/access-token", form, "application/x-www-form-urlencoded")
         if status != 200:
             bench.fail(f"peer: login answered {status}: {body[:300]!r}")
         peer.token = json.loads(body)["access_token"]
-    peer.login_lua = lua(work / "peer-login.lua", form, "application/x-www-form-urlencoded")
+    peer.login_lua = bench.lua_post(work / "peer-login.lua", form, "application/x-www-form-urlencoded")
     # What a login costs each side is first the hash's parameters: read from the stored hashes.
     service_url = bench.BENCH_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://", 1)
     peer_url = f"postgresql://bench:bench@{bench.LOOPBACK}:5432/{PEER_DATABASE}"
@@ -323,7 +285,7 @@ def report(work: Path, peer_repo: str, tag: str, rounds: int, seconds: int) -> N
                                           signup["email"])  # fmt: skip
 
     bench.step(f"{rounds} rounds, alternating: GET me, logins by {LOGIN_CLIENTS} clients, the probe under them")
-    bench.rounds(rounds, lambda: measure(ours, seconds, logs), lambda: measure(peer, seconds, logs))
+    bench.rounds(rounds, lambda: measure(wrk, ours, seconds, logs), lambda: measure(wrk, peer, seconds, logs))
 
     rows = [
         ("authenticated GET me, requests/s", "me_rps", "{:.0f}", True),

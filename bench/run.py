@@ -59,6 +59,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 # The snapshot, release and interpreter helpers the tests use too.
@@ -115,15 +116,14 @@ SERVICE_ENV = {
     "RATE_LIMIT_SIGNUP_PER_CLIENT": "1000000/minute",
 }
 
-# The service's own Argon2id defaults, read from its settings, for the hashing floor.
-HASH_DEFAULTS = (
+# The service's own defaults, read from its settings: its Argon2id parameters (for the hashing
+# floor), then its read pool's size (for the asyncio baseline's pool).
+SERVICE_DEFAULTS = (
     "from app.core.config import Settings\n"
     "fields = Settings.model_fields\n"
-    "print(*(fields[f'password_hash_{name}'].default for name in ('memory_kib', 'time_cost', 'parallelism')))"
-)
-
-READ_POOL_DEFAULT = (
-    "from app.core.config import Settings\nprint(Settings.model_fields['database_read_pool_size'].default)"
+    "names = ('password_hash_memory_kib', 'password_hash_time_cost', 'password_hash_parallelism', "
+    "'database_read_pool_size')\n"
+    "print(*(fields[name].default for name in names))"
 )
 
 BARE_APP = """\
@@ -147,7 +147,7 @@ SERVER_STOP_TIMEOUT_S = 10
 # --- small helpers -------------------------------------------------------------------------
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"bench: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -297,7 +297,6 @@ def container_command(dockerfile: Path) -> list[str]:
         return _container_command(dockerfile)
     except ValueError as error:
         fail(str(error))
-        raise
 
 
 _SERVERS: list[subprocess.Popen[bytes]] = []
@@ -381,6 +380,16 @@ def wrk_rps(wrk: str, port: int, seconds: int, connections: int) -> float:
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
+class WrkRun(NamedTuple):
+    """What one wrk run with its latency distribution printed."""
+
+    rps: float  # every answer, 2xx or not
+    p99_ms: float
+    requests: int
+    non_2xx: int  # wrk counts 3xx with 2xx
+    seconds: float
+
+
 def wrk_run(
     wrk: str,
     url: str,
@@ -388,22 +397,26 @@ def wrk_run(
     connections: int,
     *extra: str,
     allow_non2xx: bool = False,
-    with_count: bool = False,
-) -> tuple[float, ...]:
-    """(requests/s, p99 latency in ms[, requests]) of one wrk run with its latency distribution."""
-    proc = run([wrk, "-t1", f"-c{connections}", "--timeout", "10s", "--latency", *extra, f"-d{seconds}s", url],
-               timeout=seconds + 60)  # fmt: skip
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", proc.stdout, re.MULTILINE)
-    if not rps or not p99 or ("Non-2xx" in proc.stdout and not allow_non2xx) or "Socket errors" in proc.stdout:
-        fail(f"wrk gave no clean result for {url}:\n{proc.stdout}")
-    figures = (float(rps.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)])
-    if with_count:
-        count = re.search(r"^\s*(\d+) requests in", proc.stdout, re.MULTILINE)
-        if not count:
-            fail(f"wrk gave no request count for {url}:\n{proc.stdout}")
-        return (*figures, float(count.group(1)))
-    return figures
+    timeout_s: int = 10,
+) -> WrkRun:
+    proc = run(
+        [wrk, "-t1", f"-c{connections}", "--timeout", f"{timeout_s}s", "--latency", *extra, f"-d{seconds}s", url],
+        timeout=seconds + timeout_s + 60,
+    )
+    out = proc.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\b", out, re.MULTILINE)
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(ms|s|m)\b", out, re.MULTILINE)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if not rps or not p99 or not total or (non_2xx and not allow_non2xx) or "Socket errors" in out:
+        fail(f"wrk gave no clean result for {url}:\n{out}")
+    return WrkRun(
+        rps=float(rps.group(1)),
+        p99_ms=float(p99.group(1)) * _UNITS_MS[p99.group(2)],
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        seconds=float(total.group(2)) * _UNITS_MS[total.group(3)] / 1000,
+    )
 
 
 def process_cpu_s(pid: int) -> float:
@@ -438,10 +451,10 @@ def probe_p99_ms(port: int, path: str, seconds: float, timeout_s: float = 10.0) 
     return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
 
 
-def post_json(port: int, path: str, body: dict[str, str]) -> tuple[int, bytes]:
+def post(port: int, path: str, body: str, content_type: str = "application/json") -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
     try:
-        conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body.encode(), headers={"Content-Type": content_type})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -467,18 +480,21 @@ def ensure_bench_database() -> None:
         if subprocess.run(["pg_isready", "-q", "-h", LOOPBACK], check=False).returncode == 0:
             break
         time.sleep(1)
-    proc = subprocess.run(["su", "postgres", "-c", "psql -v ON_ERROR_STOP=1 -q"], input=BENCH_DATABASE_SQL,
-                          text=True, capture_output=True, check=False)  # fmt: skip
+    proc = as_postgres(BENCH_DATABASE_SQL)
     if proc.returncode != 0:
         fail(f"could not create the bench database: {proc.stderr}")
 
 
-def lua_post(path: Path, body: dict[str, str]) -> Path:
-    """A wrk script that POSTs one JSON body."""
+def as_postgres(sql: str) -> subprocess.CompletedProcess[str]:
+    """Run SQL with psql as the postgres superuser (root only)."""
+    return subprocess.run(["su", "postgres", "-c", "psql -v ON_ERROR_STOP=1 -q"], input=sql, text=True,
+                          capture_output=True, check=False)  # fmt: skip
+
+
+def lua_post(path: Path, body: str, content_type: str = "application/json") -> Path:
+    """A wrk script that POSTs one body."""
     path.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "{content_type}"\n'
     )
     return path
 
@@ -761,25 +777,27 @@ def request_path(
     baseline.mkdir()
     shutil.copy2(REPO / "bench" / "me_baseline.py", baseline / "me_baseline.py")
     shutil.copy2(REPO / "bench" / "me_baseline_async.py", baseline / "me_baseline_async.py")
+    shutil.copy2(REPO / "bench" / "me_token.py", baseline / "me_token.py")
     at = cmd.index("app.main:app")
+    *hash_defaults, read_pool = run([str(venv / "bin" / "python"), "-c", SERVICE_DEFAULTS], cwd=runtime_app,
+                                    env=env).stdout.split()  # fmt: skip
     # The asyncio baseline's pool is the service's read pool: its default size, for both servers.
-    read_pool = run([str(venv / "bin" / "python"), "-c", READ_POOL_DEFAULT], cwd=runtime_app, env=env).stdout.strip()
-    SERVICE_ENV["DATABASE_READ_POOL_SIZE"] = read_pool
+    me_env = {**SERVICE_ENV, "DATABASE_READ_POOL_SIZE": read_pool}
     baseline_cmd = [*cmd[:at], "me_baseline:app", *cmd[at + 1 :]]
     async_baseline_cmd = [*cmd[:at], "me_baseline_async:app", *cmd[at + 1 :]]
     user = {"username": f"bench-{os.getpid()}-{int(time.time())}", "password": "bench-password-0123456789"}
     scripts = work / "wrk"
     scripts.mkdir()
-    login_lua = lua_post(scripts / "login.lua", user)
+    login_lua = lua_post(scripts / "login.lua", json.dumps(user))
     figures: dict[str, list[float]] = {
         k: [] for k in ("me", "me_p99", "me_cpu", "base", "base_p99", "base_cpu", "abase", "abase_p99", "abase_cpu")
     }
 
     with server(cmd, runtime_app, venv, logs / "request-path.log") as (port, _):
-        status, body = post_json(port, "/users", user)
+        status, body = post(port, "/users", json.dumps(user))
         if status != 201:
             fail(f"POST /users answered {status}: {body[:300]!r}")
-        status, body = post_json(port, "/auth/token", user)
+        status, body = post(port, "/auth/token", json.dumps(user))
         if status != 200:
             fail(f"POST /auth/token answered {status}: {body[:300]!r}")
         token = json.loads(body)["access_token"]
@@ -789,15 +807,15 @@ def request_path(
 
     def me(cwd: Path, argv: list[str], name: str) -> Callable[[], None]:
         def job() -> None:
-            with server(argv, cwd, venv, logs / f"{cwd.name}-{name}.log") as (port, _):
+            with server(argv, cwd, venv, logs / f"{cwd.name}-{name}.log", app_env=me_env) as (port, _):
                 pid = _SERVERS[-1].pid
                 url = f"http://{LOOPBACK}:{port}/users/me"
                 wrk_run(wrk, url, 1, connections, *auth)  # warm-up: the pool fills, the code paths load
                 cpu_before = process_cpu_s(pid)
-                value, latency, count = wrk_run(wrk, url, wrk_seconds, connections, *auth, with_count=True)
-                figures[name].append(value)
-                figures[f"{name}_p99"].append(latency)
-                figures[f"{name}_cpu"].append((process_cpu_s(pid) - cpu_before) / count * 1e6)
+                measured = wrk_run(wrk, url, wrk_seconds, connections, *auth)
+                figures[name].append(measured.rps)
+                figures[f"{name}_p99"].append(measured.p99_ms)
+                figures[f"{name}_cpu"].append((process_cpu_s(pid) - cpu_before) / measured.requests * 1e6)
 
         return job
 
@@ -810,15 +828,14 @@ def request_path(
 
     login_seconds = max(wrk_seconds, 6)
     step(f"logins: wrk -c16 -d{login_seconds}s; /ready probed idle, then under wrk -c80 logins; Argon2id floor")
-    defaults = run([str(venv / "bin" / "python"), "-c", HASH_DEFAULTS], cwd=runtime_app, env=env).stdout.split()
-    floor = [str(venv / "bin" / "python"), str(REPO / "bench" / "hash_floor.py"), *defaults, str(login_seconds)]
+    floor = [str(venv / "bin" / "python"), str(REPO / "bench" / "hash_floor.py"), *hash_defaults, str(login_seconds)]
     hash_rps = float(run(floor, env=env).stdout)
     with server(cmd, runtime_app, venv, logs / "logins.log") as (port, _):
         base = f"http://{LOOPBACK}:{port}"
         ready_idle = probe_p99_ms(port, "/ready", login_seconds)
         # 16 clients: within the hashing queue's capacity on two cores (2 workers x 9); past it the
         # service answers 503 at once (RUN-2), which the flood below shows.
-        login_rps, login_p99 = wrk_run(wrk, f"{base}/auth/token", login_seconds, 16, "-s", str(login_lua))
+        login = wrk_run(wrk, f"{base}/auth/token", login_seconds, 16, "-s", str(login_lua))
         flood_cmd = [wrk, "-t1", "-c80", "--timeout", "30s", "-s", str(login_lua), f"-d{login_seconds + 4}s",
                      f"{base}/auth/token"]  # fmt: skip
         flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -840,10 +857,10 @@ def request_path(
         "me_async_base_rps": median(figures["abase"]),
         "me_async_base_cpu_us": median(figures["abase_cpu"]),
         "me_rps_async_ratio": me_rps / median(figures["abase"]),
-        "login_rps": login_rps,
-        "login_p99_ms": login_p99,
+        "login_rps": login.rps,
+        "login_p99_ms": login.p99_ms,
         "hash_rps": hash_rps,
-        "login_rps_ratio": login_rps / hash_rps,
+        "login_rps_ratio": login.rps / hash_rps,
         "ready_p99_idle_ms": ready_idle,
         "ready_p99_under_login_ms": ready_loaded,
     }
