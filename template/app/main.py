@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api.router import add_routes
+from app.api.router import routers
 from app.core.config import Settings, get_settings
 from app.core.errors import validation_error_handler
 from app.core.logging import configure_logging
@@ -119,7 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(OverloadedError, overloaded_handler)
     app.add_middleware(RequestContextMiddleware)
-    add_routes(app)
+    for router in routers:
+        app.include_router(router)
     return app
 
 

@@ -208,3 +208,10 @@ def test_the_current_user_is_read_once_and_can_be_overridden(client: TestClient)
         assert reads == [1]  # a router's dependency and the route's parameter share one read
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def test_a_json_body_sent_as_another_content_type_is_refused(client: TestClient) -> None:
+    # FastAPI's strict_content_type, left at its default: a body is read as JSON only when it says so.
+    body = '{"username": "someone", "password": "correct-horse-battery"}'
+    response = client.post("/users", content=body, headers={"content-type": "text/plain"})
+    assert response.status_code == 422, response.text
