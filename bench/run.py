@@ -825,6 +825,10 @@ def request_path(
         me(baseline, baseline_cmd, "base"),
         me(baseline, async_baseline_cmd, "abase"),
     )
+    # Round by round, so that a noisy round shows where the medians come from.
+    for name, label in (("me", "service"), ("abase", "asyncio by hand"), ("base", "by hand")):
+        rps, cpu = figures[name], figures[f"{name}_cpu"]
+        step(f"  {label:15} requests/s {' '.join(f'{v:.0f}' for v in rps)}; CPU us {' '.join(f'{v:.0f}' for v in cpu)}")
 
     login_seconds = max(wrk_seconds, 6)
     step(f"logins: wrk -c16 -d{login_seconds}s; /ready probed idle, then under wrk -c80 logins; Argon2id floor")
