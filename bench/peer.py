@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -162,15 +161,11 @@ def measure(wrk: str, side: Side, seconds: int, logs: Path) -> None:
         read = bench.wrk_run(wrk, me[0], seconds, ME_CONNECTIONS, *me[1:])  # every answer a 200, or it fails
         # CPU time a request (its threads included): moves far less than requests/s on a busy machine.
         me_cpu = (bench.process_cpu_s(pid) - cpu_before) / read.requests * 1e6
-        login = [f"{base}{side.routes['login']}", "-s", str(side.login_lua)]
-        logins = bench.wrk_run(wrk, login[0], seconds, LOGIN_CLIENTS, *login[1:], allow_non2xx=True, timeout_s=30)
-        flood_cmd = [wrk, "-t1", f"-c{LOGIN_CLIENTS}", "--timeout", "30s", *login[1:], f"-d{seconds + 4}s", login[0]]
-        flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(2)  # the logins are running: every core hashes
-            probe = bench.probe_p99_ms(port, side.routes["probe"], seconds)
-        finally:
-            flood.wait(timeout=seconds + 60)
+        login_url, login_script = f"{base}{side.routes['login']}", ["-s", str(side.login_lua)]
+        logins = bench.wrk_run(wrk, login_url, seconds, LOGIN_CLIENTS, *login_script, allow_non2xx=True, timeout_s=30)
+        probe = bench.probe_p99_under_logins_ms(
+            wrk, login_url, side.login_lua, LOGIN_CLIENTS, port, side.routes["probe"], seconds
+        )
     side.add(
         me_rps=read.rps,
         me_p99=read.p99_ms,

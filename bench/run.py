@@ -451,6 +451,20 @@ def probe_p99_ms(port: int, path: str, seconds: float, timeout_s: float = 10.0) 
     return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
 
 
+def probe_p99_under_logins_ms(
+    wrk: str, login_url: str, login_lua: Path, clients: int, port: int, probe_path: str, seconds: int
+) -> float:
+    """`probe_p99_ms` of `probe_path` while `clients` wrk connections log in without pause."""
+    flood_cmd = [wrk, "-t1", f"-c{clients}", "--timeout", "30s", "-s", str(login_lua), f"-d{seconds + 4}s",
+                 login_url]  # fmt: skip
+    flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)  # the logins are running: every core hashes
+        return probe_p99_ms(port, probe_path, seconds)
+    finally:
+        flood.wait(timeout=seconds + 60)
+
+
 def post(port: int, path: str, body: str, content_type: str = "application/json") -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
     try:
@@ -840,14 +854,9 @@ def request_path(
         # 16 clients: within the hashing queue's capacity on two cores (2 workers x 9); past it the
         # service answers 503 at once (RUN-2), which the flood below shows.
         login = wrk_run(wrk, f"{base}/auth/token", login_seconds, 16, "-s", str(login_lua))
-        flood_cmd = [wrk, "-t1", "-c80", "--timeout", "30s", "-s", str(login_lua), f"-d{login_seconds + 4}s",
-                     f"{base}/auth/token"]  # fmt: skip
-        flood = subprocess.Popen(flood_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(2)  # the flood is running: every core hashes
-            ready_loaded = probe_p99_ms(port, "/ready", login_seconds)
-        finally:
-            flood.wait(timeout=login_seconds + 60)
+        ready_loaded = probe_p99_under_logins_ms(
+            wrk, f"{base}/auth/token", login_lua, 80, port, "/ready", login_seconds
+        )
 
     me_rps, base_rps = median(figures["me"]), median(figures["base"])
     return {
