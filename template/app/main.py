@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.api.deps import users_by_name
 from app.api.router import routers
 from app.core.config import Settings, get_settings
 from app.core.errors import validation_error_handler
@@ -85,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if read_pool is not None:
             await read_pool.open(wait=False)
         app.state.read_pool = read_pool
+        app.state.users_by_name = users_by_name(read_pool) if read_pool is not None else None
         yield
-        app.state.read_pool = None
+        app.state.read_pool = app.state.users_by_name = None
         if read_pool is not None:
             await read_pool.close()
         hasher.shutdown()
@@ -106,9 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.read_engine = read_engine
-    # The asyncio pool of the authenticated read, while the lifespan runs; the read goes through
-    # read_engine on SQLite, and without a lifespan (app/api/deps.py).
-    app.state.read_pool = None
+    # The asyncio pool of the authenticated read and its batched reads, while the lifespan runs;
+    # the read goes through read_engine on SQLite, and without a lifespan (app/api/deps.py).
+    app.state.read_pool = app.state.users_by_name = None
     app.state.ready_engine = ready_engine
     app.state.ready_executor = ready_executor
     app.state.hasher = hasher

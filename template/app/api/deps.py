@@ -9,14 +9,14 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, any_, bindparam, select
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.rate_limit import RateLimiter
 from app.core.security import InvalidTokenError, PasswordHasher, VerifiedTokens
-from app.db.session import read_connection
+from app.db.batching import BatchedReads
 from app.models import User
 from app.schemas.user import UserRead
 
@@ -54,8 +54,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _USER_BY_NAME = select(User.id, User.username, User.created_at).where(User.username == bindparam("username"))
 
 
-# The same statement as psycopg is sent it, for the asyncio pool that bypasses SQLAlchemy.
-_USER_BY_NAME_SQL = str(_USER_BY_NAME.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
+# For the asyncio pool, which bypasses SQLAlchemy: the same columns for several names at once, as
+# psycopg is sent it (app/db/batching.py).
+_USERS_BY_NAME_SQL = str(
+    select(User.id, User.username, User.created_at)
+    .where(User.username == any_(bindparam("keys")))
+    .compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+)
 
 
 def user_named(engine: Engine, username: str) -> UserRead | None:
@@ -77,7 +82,8 @@ class BearerUser(SecurityBase):
 
     Checking the token never blocks, so it runs on the event loop (a token already verified is
     not checked again until it expires, app/core/security.py VerifiedTokens), and on PostgreSQL so
-    does the SELECT, on psycopg's asyncio pool. On SQLite the SELECT goes to the thread pool.
+    does the SELECT, on psycopg's asyncio pool (`users_by_name`). On SQLite the SELECT goes to the
+    thread pool.
     """
 
     def __init__(self) -> None:
@@ -95,9 +101,9 @@ class BearerUser(SecurityBase):
             username = tokens.subject(token)
         except InvalidTokenError:
             raise _unauthorized() from None
-        pool = request.app.state.read_pool
-        if pool is not None:
-            user = await user_named_async(pool, username)
+        reads: BatchedReads[UserRead] | None = request.app.state.users_by_name
+        if reads is not None:
+            user = await reads.get(username)
         else:  # SQLite, or no lifespan: the autocommit engine, one round trip for the one SELECT (app/main.py)
             user = await run_in_threadpool(user_named, request.app.state.read_engine, username)
         if user is None:
@@ -113,12 +119,15 @@ def _unauthorized() -> HTTPException:
     )
 
 
-async def user_named_async(pool: AsyncConnectionPool[AsyncConnection[Any]], username: str) -> UserRead | None:
-    # On the event loop: no hop to the thread pool, no SQLAlchemy execution (app/db/session.py).
-    async with read_connection(pool) as connection:
-        cursor = await connection.execute(_USER_BY_NAME_SQL, {"username": username})
-        row = await cursor.fetchone()
-    return UserRead(id=row[0], username=row[1], created_at=row[2]) if row is not None else None
+def users_by_name(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> BatchedReads[UserRead]:
+    """The authenticated read on the asyncio pool: on the event loop, no hop to the thread pool,
+    no SQLAlchemy execution (app/db/session.py), and the reads that wait for a connection at the
+    same time sent as one SELECT (app/db/batching.py)."""
+    return BatchedReads(pool, _USERS_BY_NAME_SQL, _user_of_row)
+
+
+def _user_of_row(row: tuple[Any, ...]) -> tuple[str, UserRead]:
+    return row[1], UserRead(id=row[0], username=row[1], created_at=row[2])
 
 
 # One instance: FastAPI caches a dependency's result for the request, and looks up
