@@ -6,7 +6,8 @@
 The table of issue 16, measured again the same way: the same PostgreSQL, one uvicorn worker each,
 wrk on 127.0.0.1, rounds alternating between the two servers (each round a fresh process):
 
-- authenticated `GET /users/me`: requests/s and p99 (wrk, 16 connections, one token);
+- authenticated `GET /users/me`: requests/s and p99 (wrk, 16 connections, the tokens of run.py's
+  `ME_USERS` users of each side in turn);
 - logins: `POST` of a right password by 20 clients; logins/s counts the 2xx only (the service
   answers 503 at once past its hashing queue, RUN-2, which must not count as a login);
 - the readiness probe's p99 while those 20 clients log in, asked as the kubelet asks
@@ -136,7 +137,7 @@ class Side:
     def __init__(self, name: str, cmd: list[str], cwd: Path, venv: Path, env: dict[str, str], routes: dict[str, str]):
         self.name, self.cmd, self.cwd, self.venv, self.env, self.routes = name, cmd, cwd, venv, env, routes
         self.figures: dict[str, list[float]] = {}
-        self.token = ""
+        self.me_lua = Path()
         self.login_lua = Path()
         self.hash_params = ""
 
@@ -154,7 +155,7 @@ def measure(wrk: str, side: Side, seconds: int, logs: Path) -> None:
         _,
     ):
         base = f"http://{bench.LOOPBACK}:{port}"
-        me = [f"{base}{side.routes['me']}", "-H", f"Authorization: Bearer {side.token}"]
+        me = [f"{base}{side.routes['me']}", "-s", str(side.me_lua)]
         bench.wrk_run(wrk, me[0], 1, ME_CONNECTIONS, *me[1:])  # warm-up: the pools fill, the code paths load
         pid = bench._SERVERS[-1].pid
         cpu_before = bench.process_cpu_s(pid)
@@ -249,26 +250,36 @@ def report(wrk: str, work: Path, peer_repo: str, tag: str, rounds: int, seconds:
         {"me": "/api/v1/users/me", "login": "/api/v1/login/access-token", "probe": PEER_HEALTH},
     )
 
-    bench.step("one user on each, and its token")
+    bench.step(f"{bench.ME_USERS} users on each, and their tokens")
     password = "bench-password-0123456789"
+    name = f"peer-{bench.os.getpid()}-{int(time.time())}"
+    user = {"username": name, "password": password}
+    tokens = []
     with bench.server(ours.cmd, ours.cwd, ours.venv, logs / "service-setup.log", "/ready", ours.env) as (port, _):
-        user = {"username": f"peer-{bench.os.getpid()}-{int(time.time())}", "password": password}
-        for path in ("/users", "/auth/token"):
-            status, body = bench.post(port, path, json.dumps(user))
-            if status not in (200, 201):
-                bench.fail(f"service: POST {path} answered {status}: {body[:300]!r}")
-        ours.token = json.loads(body)["access_token"]
+        for number in range(bench.ME_USERS):
+            reader = {**user, "username": f"{name}-{number}"} if number else user
+            for path in ("/users", "/auth/token"):
+                status, body = bench.post(port, path, json.dumps(reader))
+                if status not in (200, 201):
+                    bench.fail(f"service: POST {path} answered {status}: {body[:300]!r}")
+            tokens.append(json.loads(body)["access_token"])
+    ours.me_lua = bench.lua_bearers(work / "service-me.lua", tokens)
     ours.login_lua = bench.lua_post(work / "service-login.lua", json.dumps(user))
     form = f"username=bench%40example.com&password={password}"
+    tokens = []
     with bench.server(peer.cmd, peer.cwd, peer.venv, logs / "peer-setup.log", PEER_HEALTH, peer.env) as (port, _):
-        signup = {"email": "bench@example.com", "password": password, "full_name": "Bench"}
-        status, body = bench.post(port, "/api/v1/users/signup", json.dumps(signup))
-        if status != 200:
-            bench.fail(f"peer: signup answered {status}: {body[:300]!r}")
-        status, body = bench.post(port, "/api/v1/login/access-token", form, "application/x-www-form-urlencoded")
-        if status != 200:
-            bench.fail(f"peer: login answered {status}: {body[:300]!r}")
-        peer.token = json.loads(body)["access_token"]
+        for number in range(bench.ME_USERS):
+            email = f"bench{number or ''}@example.com"
+            signup = {"email": email, "password": password, "full_name": "Bench"}
+            status, body = bench.post(port, "/api/v1/users/signup", json.dumps(signup))
+            if status != 200:
+                bench.fail(f"peer: signup answered {status}: {body[:300]!r}")
+            login = f"username={email.replace('@', '%40')}&password={password}"
+            status, body = bench.post(port, "/api/v1/login/access-token", login, "application/x-www-form-urlencoded")
+            if status != 200:
+                bench.fail(f"peer: login answered {status}: {body[:300]!r}")
+            tokens.append(json.loads(body)["access_token"])
+    peer.me_lua = bench.lua_bearers(work / "peer-me.lua", tokens)
     peer.login_lua = bench.lua_post(work / "peer-login.lua", form, "application/x-www-form-urlencoded")
     # What a login costs each side is first the hash's parameters: read from the stored hashes.
     service_url = bench.BENCH_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -277,7 +288,7 @@ def report(wrk: str, work: Path, peer_repo: str, tag: str, rounds: int, seconds:
         service_url, "SELECT password_hash FROM users WHERE username = %s", user["username"]
     )
     peer.hash_params = stored_hash_params(peer_url, 'SELECT hashed_password FROM "user" WHERE email = %s',
-                                          signup["email"])  # fmt: skip
+                                          "bench@example.com")  # fmt: skip
 
     bench.step(f"{rounds} rounds, alternating: GET me, logins by {LOGIN_CLIENTS} clients, the probe under them")
     bench.rounds(rounds, lambda: measure(wrk, ours, seconds, logs), lambda: measure(wrk, peer, seconds, logs))

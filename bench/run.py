@@ -22,7 +22,7 @@ What is measured, and against what (runs interleaved so a busy machine slows bot
 - /health throughput: wrk on 127.0.0.1 against the service and the bare app, same command.
 - the request path, on PostgreSQL (BENCH_DATABASE_URL, or a `bench` role and database this script
   creates when it runs as root), the service migrated by its own `alembic upgrade head`:
-  - `me_rps`: authenticated `GET /users/me` (wrk, one token), against a minimal FastAPI app in
+  - `me_rps`: authenticated `GET /users/me` (wrk, the tokens of ME_USERS users in turn), against a minimal FastAPI app in
     bench/me_baseline.py that does the same work by hand (decode the JWT, one SELECT by username,
     same driver, pool and server); beside it each server's CPU time per request
     (`me_cpu_us`, `me_base_cpu_us`), which moves far less than requests/s when other work shares
@@ -87,6 +87,10 @@ GOAL_RUNTIME_MB = 80.0
 GOAL_READY_P99_UNDER_LOGIN_MS = 100.0
 # Issue 16: the service's authenticated read at least 1.1x the hand-written app.
 GOAL_ME_RPS_RATIO = 1.1
+# GET /users/me is read by this many users in turn, each with its own token: the service sends the
+# reads that wait for a connection together in one SELECT, each name once (app/db/batching.py),
+# and one token would flatter that. The same tokens for every server.
+ME_USERS = 100
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"postgresql+psycopg://bench:bench@{LOOPBACK}:5432/bench")
 
 # The answers without a default, as a user gives them.
@@ -505,6 +509,19 @@ def as_postgres(sql: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, check=False)  # fmt: skip
 
 
+def lua_bearers(path: Path, tokens: list[str]) -> Path:
+    """A wrk script that sends each request with the next of `tokens` as its bearer, in turn."""
+    listed = ", ".join(json.dumps(token) for token in tokens)
+    path.write_text(
+        f"local tokens = {{{listed}}}\nlocal next_one = 0\n"
+        "request = function()\n"
+        "  next_one = next_one % #tokens + 1\n"
+        '  return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. tokens[next_one]})\n'
+        "end\n"
+    )
+    return path
+
+
 def lua_post(path: Path, body: str, content_type: str = "application/json") -> Path:
     """A wrk script that POSTs one body."""
     path.write_text(
@@ -807,15 +824,18 @@ def request_path(
         k: [] for k in ("me", "me_p99", "me_cpu", "base", "base_p99", "base_cpu", "abase", "abase_p99", "abase_cpu")
     }
 
+    tokens = []
     with server(cmd, runtime_app, venv, logs / "request-path.log") as (port, _):
-        status, body = post(port, "/users", json.dumps(user))
-        if status != 201:
-            fail(f"POST /users answered {status}: {body[:300]!r}")
-        status, body = post(port, "/auth/token", json.dumps(user))
-        if status != 200:
-            fail(f"POST /auth/token answered {status}: {body[:300]!r}")
-        token = json.loads(body)["access_token"]
-    auth = ["-H", f"Authorization: Bearer {token}"]
+        for number in range(ME_USERS):
+            reader = user if number == 0 else {**user, "username": f"{user['username']}-{number}"}
+            status, body = post(port, "/users", json.dumps(reader))
+            if status != 201:
+                fail(f"POST /users answered {status}: {body[:300]!r}")
+            status, body = post(port, "/auth/token", json.dumps(reader))
+            if status != 200:
+                fail(f"POST /auth/token answered {status}: {body[:300]!r}")
+            tokens.append(json.loads(body)["access_token"])
+    auth = ["-s", str(lua_bearers(scripts / "me.lua", tokens))]
 
     step(f"GET /users/me: wrk -c{connections} -d{wrk_seconds}s, {request_rounds} rounds against the hand-written app")
 

@@ -64,7 +64,8 @@ async def with_pool(url: str, size: int, scenario: Callable[[AsyncConnectionPool
     assert pool is not None
     await pool.open(wait=True)
     try:
-        await scenario(pool)
+        # A read that never gets its answer fails the test instead of hanging it.
+        await asyncio.wait_for(scenario(pool), 10)
     finally:
         await pool.close()
 
@@ -95,12 +96,14 @@ def test_reads_waiting_for_the_pool_together_share_one_select(users_url: str, se
     asyncio.run(with_pool(users_url, 1, scenario))
 
 
-def test_a_read_alone_is_not_kept_waiting(users_url: str, sent: Sent) -> None:
-    # A free connection: each read goes at once, in a SELECT of its own, one after the other.
+def test_reads_one_after_the_other_each_send_their_own_select(users_url: str, sent: Sent) -> None:
+    # More than psycopg's prepare_threshold (5): the prepared statement answers as the first did.
+    names = ["carol", "dave", "nobody", "erin"] * 2
+
     async def scenario(pool: AsyncConnectionPool[Any]) -> None:
         reads = users_by_name(pool)
-        assert usernames([await reads.get("carol"), await reads.get("dave")]) == ["carol", "dave"]
-        assert sent == [["carol"], ["dave"]]
+        assert usernames([await reads.get(name) for name in names]) == [n if n != "nobody" else None for n in names]
+        assert sent == [[name] for name in names]
 
     asyncio.run(with_pool(users_url, 2, scenario))
 
@@ -138,17 +141,21 @@ def test_a_read_never_takes_the_answer_of_a_select_sent_before_it_came(
     asyncio.run(with_pool(users_url, 2, scenario))
 
 
-def test_a_cancelled_read_leaves_the_others_their_answers(users_url: str, sent: Sent) -> None:
+def test_cancelled_reads_leave_the_others_their_answers(users_url: str, sent: Sent) -> None:
+    # alice opened the batch and reads for it: cancelled (the server's graceful shutdown timed
+    # out), another task reads for the others. bob only waited: cancelled, nothing else changes.
     async def scenario(pool: AsyncConnectionPool[Any]) -> None:
         reads = users_by_name(pool)
         held = await pool.getconn()
-        gone, kept = await queued(reads, "alice", "bob")
-        gone.cancel()  # the client went away, or the server is shutting down
+        opener, joined, kept = await queued(reads, "alice", "bob", "carol")
+        opener.cancel()
+        joined.cancel()
         await pool.putconn(held)
-        assert usernames([await kept]) == ["bob"]
-        with pytest.raises(asyncio.CancelledError):
-            await gone
-        assert sent == [["alice", "bob"]]
+        assert usernames([await kept]) == ["carol"]
+        for gone in (opener, joined):
+            with pytest.raises(asyncio.CancelledError):
+                await gone
+        assert sent == [["alice", "bob", "carol"]]
 
     asyncio.run(with_pool(users_url, 1, scenario))
 
@@ -177,12 +184,18 @@ def test_an_outage_reaches_every_read_of_the_batch() -> None:
         await pool.open(wait=False)
         try:
             reads = users_by_name(pool)
-            return await asyncio.gather(*(reads.get(name) for name in NAMES[:3]), return_exceptions=True)
+            batch = asyncio.gather(*(reads.get(name) for name in NAMES[:3]), return_exceptions=True)
+            outcomes = await asyncio.wait_for(batch, 10)
+            # The failed batch is closed: the next read tries again, and fails in its turn.
+            later = await asyncio.wait_for(asyncio.gather(reads.get("alice"), return_exceptions=True), 10)
+            return [*outcomes, *later]
         finally:
             await pool.close()
 
     outcomes = asyncio.run(scenario())
-    assert len(outcomes) == 3
+    assert len(outcomes) == 4
     for outcome in outcomes:
         assert isinstance(outcome, Exception)
         assert database_unavailable(outcome), outcome
+    # Each request its own exception: their tracebacks and contexts do not mix in the logs.
+    assert len({id(outcome) for outcome in outcomes}) == 4

@@ -32,7 +32,9 @@ class UserCreate(BaseModel):
 
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    # Frozen: the requests of one batched read that ask for the same name share one instance
+    # (app/db/batching.py).
+    model_config = ConfigDict(from_attributes=True, frozen=True)
 
     id: int
     username: str
