@@ -160,6 +160,7 @@ def create_read_pool(
         configure=settle,
         # How long a request waits for a connection before the middleware answers 503 with
         # Retry-After: the connect timeout, as the engine's path fails on an unreachable database.
+        # A request that joins a batched read late waits what remains of it (app/db/batching.py).
         timeout=max(connect_timeout_s, 1),
         # psycopg_pool retries a lost connection in the background with a doubling back-off for
         # `reconnect_timeout` (300 s by default), and while it does, requests cannot start a new
