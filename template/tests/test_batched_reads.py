@@ -96,6 +96,31 @@ def test_reads_waiting_for_the_pool_together_share_one_select(users_url: str, se
     asyncio.run(with_pool(users_url, 1, scenario))
 
 
+def test_reads_that_come_while_the_batch_waits_for_the_pool_join_it(users_url: str, sent: Sent) -> None:
+    async def scenario(pool: AsyncConnectionPool[Any]) -> None:
+        reads = users_by_name(pool)
+        held = await pool.getconn()
+        tasks = []
+        for name in ("alice", "bob", "carol"):
+            tasks.append(asyncio.create_task(reads.get(name)))
+            await asyncio.sleep(0.01)  # each in a later turn of the loop, while the batch waits
+        await pool.putconn(held)
+        assert usernames(await asyncio.gather(*tasks)) == ["alice", "bob", "carol"]
+        assert sent == [["alice", "bob", "carol"]]
+
+    asyncio.run(with_pool(users_url, 1, scenario))
+
+
+def test_reads_started_in_the_same_turn_share_one_select_with_a_connection_free(users_url: str, sent: Sent) -> None:
+    # The server starts the requests whose bytes came together in one turn of the event loop.
+    async def scenario(pool: AsyncConnectionPool[Any]) -> None:
+        reads = users_by_name(pool)
+        assert usernames(await asyncio.gather(reads.get("alice"), reads.get("bob"))) == ["alice", "bob"]
+        assert sent == [["alice", "bob"]]
+
+    asyncio.run(with_pool(users_url, 2, scenario))
+
+
 def test_reads_one_after_the_other_each_send_their_own_select(users_url: str, sent: Sent) -> None:
     # More than psycopg's prepare_threshold (5): the prepared statement answers as the first did.
     names = ["carol", "dave", "nobody", "erin"] * 2
@@ -158,6 +183,22 @@ def test_cancelled_reads_leave_the_others_their_answers(users_url: str, sent: Se
         assert sent == [["alice", "bob", "carol"]]
 
     asyncio.run(with_pool(users_url, 1, scenario))
+
+
+def test_an_opener_cancelled_before_anyone_joined_leaves_no_batch_behind(users_url: str, sent: Sent) -> None:
+    # Cancelled in its first turn, before it took a connection: a later read must not join a
+    # batch that nobody will read.
+    async def scenario(pool: AsyncConnectionPool[Any]) -> None:
+        reads = users_by_name(pool)
+        opener = asyncio.create_task(reads.get("alice"))
+        await asyncio.sleep(0)
+        opener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opener
+        assert usernames([await asyncio.wait_for(reads.get("bob"), 3)]) == ["bob"]
+        assert sent == [["bob"]]
+
+    asyncio.run(with_pool(users_url, 2, scenario))
 
 
 def test_a_batch_holds_at_most_max_keys_reads(users_url: str, sent: Sent) -> None:

@@ -121,8 +121,9 @@ def _unauthorized() -> HTTPException:
 
 def users_by_name(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> BatchedReads[UserRead]:
     """The authenticated read on the asyncio pool: on the event loop, no hop to the thread pool,
-    no SQLAlchemy execution (app/db/session.py), and the reads that wait for a connection at the
-    same time sent as one SELECT (app/db/batching.py)."""
+    no SQLAlchemy execution (app/db/session.py), and the reads that come together (started in the
+    same turn of the event loop, or while a connection is awaited) sent as one SELECT
+    (app/db/batching.py)."""
     return BatchedReads(pool, _USERS_BY_NAME_SQL, _user_of_row)
 
 

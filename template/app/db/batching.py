@@ -79,9 +79,13 @@ class BatchedReads[T]:
             found = await self._read(batch)
         except asyncio.CancelledError:
             # Its request is gone (the server shutting down): the others still wait for an answer.
+            # Cancelled before it took a connection, the batch is still open: closed here, or
+            # the requests that came later would join a batch that nobody reads.
+            if self._open is batch:
+                self._open = None
             self._read_in_a_task(batch)
             raise
-        except Exception as exc:
+        except BaseException as exc:
             _fail(batch, exc)
             raise
         _answer(batch, found)
@@ -143,4 +147,7 @@ def _own_copy(exc: BaseException) -> BaseException:
     except Exception:  # an exception that cannot be rebuilt from its arguments: shared, then
         return exc
     mine.__cause__, mine.__context__ = exc.__cause__, exc.__context__
+    # Setting __cause__ set __suppress_context__: kept as the original's, so the copy's log line
+    # shows "During handling of the above exception" exactly when the original's would.
+    mine.__suppress_context__ = exc.__suppress_context__
     return mine.with_traceback(exc.__traceback__)
