@@ -1,3 +1,4 @@
+import gc
 import threading
 import time
 
@@ -65,3 +66,11 @@ def test_ready_does_not_wait_for_the_servers_thread_pool(app: FastAPI) -> None:
         finally:
             release.set()
             holder.join()
+
+
+def test_the_objects_made_at_startup_are_frozen_while_the_app_runs(database_url: str) -> None:
+    # Out of the collector's way while the server runs (app/main.py), handed back at shutdown.
+    with TestClient(create_app(make_settings(database_url))) as client:
+        assert client.get("/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
