@@ -732,7 +732,8 @@ def report(
             "  the same, against asyncio by hand",
             f"{path['me_rps']:.0f}",
             (
-                f"hand-written asyncio app {path['me_async_base_rps']:.0f}; "
+                f"hand-written asyncio app {path['me_async_base_rps']:.0f} "
+                f"(p99 {path['me_async_base_p99_ms']:.0f} ms); "
                 f"CPU/request {path['me_cpu_us']:.0f} vs {path['me_async_base_cpu_us']:.0f} us"
             ),
             f"{path['me_rps_async_ratio']:.2f}x",
@@ -888,6 +889,7 @@ def request_path(
         "me_base_cpu_us": median(figures["base_cpu"]),
         "me_rps_ratio": me_rps / base_rps,
         "me_async_base_rps": median(figures["abase"]),
+        "me_async_base_p99_ms": median(figures["abase_p99"]),
         "me_async_base_cpu_us": median(figures["abase_cpu"]),
         "me_rps_async_ratio": me_rps / median(figures["abase"]),
         "login_rps": login.rps,
