@@ -93,9 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # behind, not the 100k-odd objects of the imports: under load it came every few seconds
         # and held every request in flight for 50 to 80 ms (issue 16, the p99 of /users/me).
         gc.freeze()
-        yield
-        # Back in the collector's hands, for a process that goes on (tests, a server reloading).
-        gc.unfreeze()
+        try:
+            yield
+        finally:
+            # Back in the collector's hands, for a process that goes on (tests that start apps
+            # one after another). Freezing is per process: with two apps running in one process
+            # the first to stop unfreezes both, which costs only the pauses above.
+            gc.unfreeze()
         app.state.read_pool = app.state.users_by_name = None
         if read_pool is not None:
             await read_pool.close()

@@ -70,7 +70,12 @@ def test_ready_does_not_wait_for_the_servers_thread_pool(app: FastAPI) -> None:
 
 def test_the_objects_made_at_startup_are_frozen_while_the_app_runs(database_url: str) -> None:
     # Out of the collector's way while the server runs (app/main.py), handed back at shutdown.
-    with TestClient(create_app(make_settings(database_url))) as client:
+    app = create_app(make_settings(database_url))
+    with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         assert gc.get_freeze_count() > 10_000
+        # Frozen last, once the lifespan has made its pools: the collector no longer lists them.
+        made = [app, app.state.hasher, app.state.limiter, app.state.read_pool, app.state.users_by_name]
+        tracked = {id(thing) for thing in gc.get_objects()}
+        assert [thing for thing in made if thing is not None and id(thing) in tracked] == []
     assert gc.get_freeze_count() == 0
