@@ -1,9 +1,9 @@
 """Reads that wait for a connection together share one SELECT (app/db/batching.py, issue 16)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -23,6 +23,7 @@ from tests.test_errors import closed_port
 pytestmark = pytest.mark.postgres
 
 NAMES = ("alice", "bob", "carol", "dave", "erin")
+T = TypeVar("T")  # not `def name[T]`: scripts/practices.py may parse this file on Python 3.11
 
 
 @pytest.fixture
@@ -70,13 +71,13 @@ async def with_pool(url: str, size: int, scenario: Callable[[AsyncConnectionPool
         await pool.close()
 
 
-async def queued[T](reads: BatchedReads[T], *names: str) -> list[asyncio.Task[T | None]]:
+async def queued(reads: BatchedReads[T], *names: str) -> list[asyncio.Task[T | None]]:  # noqa: UP047
     tasks = [asyncio.create_task(reads.get(name)) for name in names]
     await asyncio.sleep(0.05)  # every read is now waiting for the pool
     return tasks
 
 
-def usernames(users: list[UserRead | None]) -> list[str | None]:
+def usernames(users: Sequence[UserRead | None]) -> list[str | None]:
     return [user.username if user is not None else None for user in users]
 
 
