@@ -75,18 +75,12 @@ class BatchedReads(Generic[T]):  # noqa: UP046
             # A request cancelled here cancels its own future only: the batch and the others go on.
             return await answer
         # Nothing to join: this request opens a batch and reads for it in its own task (a task
-        # started for the batch cost a read alone about a tenth more CPU). It first lets the event
-        # loop run the requests already started, which join the batch.
+        # started for the batch cost a read alone about a tenth more CPU).
         batch = self._open = _Batch(key)
         try:
-            await asyncio.sleep(0)
             found = await self._read(batch)
         except asyncio.CancelledError:
             # Its request is gone (the server shutting down): the others still wait for an answer.
-            # Cancelled before it took a connection, the batch is still open: closed here, or
-            # the requests that came later would join a batch that nobody reads.
-            if self._open is batch:
-                self._open = None
             self._read_in_a_task(batch)
             raise
         except BaseException as exc:
@@ -97,6 +91,8 @@ class BatchedReads(Generic[T]):  # noqa: UP046
 
     async def _read(self, batch: _Batch[T]) -> dict[str, T]:
         try:
+            # The event loop first runs the requests already started, which join the batch.
+            await asyncio.sleep(0)
             async with read_connection(self._pool) as connection:
                 # Closed before the SELECT is sent: a request that comes from here on opens
                 # another batch, whose SELECT will see what was committed before it came.
@@ -106,6 +102,8 @@ class BatchedReads(Generic[T]):  # noqa: UP046
                 cursor = await connection.execute(self._query, {"keys": keys})
                 rows = await cursor.fetchall()
         finally:
+            # Failed or cancelled before its SELECT, the batch is closed all the same: a request
+            # that came later must not join a batch that nobody reads.
             if self._open is batch:
                 self._open = None
         return dict(self._build(row) for row in rows)
