@@ -15,6 +15,7 @@ from sqlalchemy import make_url
 from app.api.deps import users_by_name
 from app.core.middleware import database_unavailable
 from app.db.batching import BatchedReads
+from app.db.roles import libpq_url
 from app.db.session import create_read_pool
 from app.schemas.user import UserRead
 from tests.conftest import alembic_config
@@ -29,17 +30,13 @@ T = TypeVar("T")  # not `def name[T]`: scripts/practices.py may parse this file 
 @pytest.fixture
 def users_url(pg_url: str) -> str:
     command.upgrade(alembic_config(pg_url), "head")
-    with psycopg.connect(plain(pg_url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(make_url(pg_url)), autocommit=True) as connection:
         for name in NAMES:
             connection.execute(
                 "INSERT INTO users (username, password_hash, created_at) VALUES (%s, 'x', %s)",
                 (name, datetime.now(UTC)),
             )
     return pg_url
-
-
-def plain(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 Sent = list[list[str]]
@@ -156,7 +153,7 @@ def test_a_read_never_takes_the_answer_of_a_select_sent_before_it_came(
         reads = users_by_name(pool)
         before = asyncio.create_task(reads.get("alice"))
         await answered.wait()
-        async with await AsyncConnection.connect(plain(users_url), autocommit=True) as admin:
+        async with await AsyncConnection.connect(libpq_url(make_url(users_url)), autocommit=True) as admin:
             await admin.execute("DELETE FROM users WHERE username = 'alice'")
         after = asyncio.create_task(reads.get("alice"))
         await asyncio.sleep(0.05)
