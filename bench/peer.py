@@ -252,18 +252,9 @@ def report(wrk: str, work: Path, peer_repo: str, tag: str, rounds: int, seconds:
 
     bench.step(f"{bench.ME_USERS} users on each, and their tokens")
     password = "bench-password-0123456789"
-    name = f"peer-{bench.os.getpid()}-{int(time.time())}"
-    user = {"username": name, "password": password}
-    tokens = []
+    user = {"username": f"peer-{bench.os.getpid()}-{int(time.time())}", "password": password}
     with bench.server(ours.cmd, ours.cwd, ours.venv, logs / "service-setup.log", "/ready", ours.env) as (port, _):
-        for number in range(bench.ME_USERS):
-            reader = {**user, "username": f"{name}-{number}"} if number else user
-            for path in ("/users", "/auth/token"):
-                status, body = bench.post(port, path, json.dumps(reader))
-                if status not in (200, 201):
-                    bench.fail(f"service: POST {path} answered {status}: {body[:300]!r}")
-            tokens.append(json.loads(body)["access_token"])
-    ours.me_lua = bench.lua_bearers(work / "service-me.lua", tokens)
+        ours.me_lua = bench.lua_bearers(work / "service-me.lua", bench.service_tokens(port, user))
     ours.login_lua = bench.lua_post(work / "service-login.lua", json.dumps(user))
     form = f"username=bench%40example.com&password={password}"
     tokens = []

@@ -509,6 +509,22 @@ def as_postgres(sql: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, check=False)  # fmt: skip
 
 
+def service_tokens(port: int, user: dict[str, str]) -> list[str]:
+    """Sign up `user` and ME_USERS - 1 more (its name with -1, -2...) on the service at `port`, and
+    log each in: their access tokens, `user`'s first."""
+    tokens = []
+    for number in range(ME_USERS):
+        reader = user if number == 0 else {**user, "username": f"{user['username']}-{number}"}
+        status, body = post(port, "/users", json.dumps(reader))
+        if status != 201:
+            fail(f"POST /users answered {status}: {body[:300]!r}")
+        status, body = post(port, "/auth/token", json.dumps(reader))
+        if status != 200:
+            fail(f"POST /auth/token answered {status}: {body[:300]!r}")
+        tokens.append(json.loads(body)["access_token"])
+    return tokens
+
+
 def lua_bearers(path: Path, tokens: list[str]) -> Path:
     """A wrk script that sends each request with the next of `tokens` as its bearer, in turn."""
     listed = ", ".join(json.dumps(token) for token in tokens)
@@ -825,17 +841,8 @@ def request_path(
         k: [] for k in ("me", "me_p99", "me_cpu", "base", "base_p99", "base_cpu", "abase", "abase_p99", "abase_cpu")
     }
 
-    tokens = []
     with server(cmd, runtime_app, venv, logs / "request-path.log") as (port, _):
-        for number in range(ME_USERS):
-            reader = user if number == 0 else {**user, "username": f"{user['username']}-{number}"}
-            status, body = post(port, "/users", json.dumps(reader))
-            if status != 201:
-                fail(f"POST /users answered {status}: {body[:300]!r}")
-            status, body = post(port, "/auth/token", json.dumps(reader))
-            if status != 200:
-                fail(f"POST /auth/token answered {status}: {body[:300]!r}")
-            tokens.append(json.loads(body)["access_token"])
+        tokens = service_tokens(port, user)
     auth = ["-s", str(lua_bearers(scripts / "me.lua", tokens))]
 
     step(f"GET /users/me: wrk -c{connections} -d{wrk_seconds}s, {request_rounds} rounds against the hand-written app")
