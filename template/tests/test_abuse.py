@@ -91,12 +91,26 @@ def test_validation_errors_still_say_what_is_wrong(client: TestClient) -> None:
 # --- rate limits ----------------------------------------------------------------------------------
 
 
+def start_of_a_window(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
+    """Moves the wall clock to just after the start of a `seconds` long window.
+
+    The sliding-window counter aligns its windows on the epoch and floors the weighted count
+    (limits/aio/storage/memory.py, acquire_sliding_window_entry): a burst that straddles a window's
+    end gets one more hit through than the limit. A test that counts hits exactly therefore starts
+    at a window's start, or it fails whenever the machine's clock puts a boundary inside it.
+    """
+    real = time.time
+    offset = seconds - real() % seconds + 0.001
+    monkeypatch.setattr(time, "time", lambda: real() + offset)
+
+
 @pytest.fixture
-def limited(database_url: str, settings: Settings) -> Iterator[TestClient]:
+def limited(database_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    start_of_a_window(monkeypatch, 60)
     yield from client_for(
         make_settings(
             database_url,
-            # Windows of a minute: a test takes a second, so the count is exact within it.
+            # Windows of a minute that start with the test: a test takes a second, so the count is exact.
             rate_limit_login_per_client="4/minute",
             rate_limit_login_failures_per_client_and_username="2/minute",
             rate_limit_login_failures_per_username="3/minute",
@@ -119,8 +133,12 @@ def test_login_limit_per_client_answers_429(limited: TestClient) -> None:
     assert "Too many requests" in response.json()["detail"]
 
 
-def test_login_limit_lifts_once_the_window_has_passed(database_url: str, settings: Settings) -> None:
-    # A 3 s window: three logins fit in it even on a loaded machine, so the third is refused.
+def test_login_limit_lifts_once_the_window_has_passed(
+    database_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 3 s window that starts with the test: three logins fit in it even on a loaded machine, so the
+    # third is refused.
+    start_of_a_window(monkeypatch, 3)
     for client in client_for(make_settings(database_url, rate_limit_login_per_client="2/3 seconds")):
         assert client.post("/users", json={"username": "alice", "password": PASSWORD}).status_code == 201
         statuses = [login(client) for _ in range(3)]
