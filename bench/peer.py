@@ -44,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # the helpers of the main benchmark, once its folder is on the path
 
 # The peer's virtualenv: this machine, Python 3.12 (whichever Python runs this script).
-ENVIRONMENT = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.0"}
+ENVIRONMENT = {key: str(value) for key, value in default_environment().items()} | {
+    "python_version": "3.12",
+    "python_full_version": "3.12.0",
+}
 PEER_URL = "https://github.com/fastapi/full-stack-fastapi-template.git"
 PEER_HEALTH = "/api/v1/utils/health-check/"
 PEER_DATABASE = "bench_peer"
