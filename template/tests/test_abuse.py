@@ -94,9 +94,10 @@ def test_validation_errors_still_say_what_is_wrong(client: TestClient) -> None:
 def start_of_a_window(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
     """Moves the wall clock to just after the start of a `seconds` long window.
 
-    The sliding-window counter aligns its windows on the epoch and floors the weighted count
-    (limits/aio/storage/memory.py, acquire_sliding_window_entry): a burst that straddles a window's
-    end gets one more hit through than the limit. A test that counts hits exactly therefore starts
+    The sliding-window counter aligns its windows on the epoch, weighs the previous window's hits by
+    the share of the current window still to come, and floors the sum (limits/aio/storage/memory.py,
+    acquire_sliding_window_entry): a burst that straddles a window's end gets one more hit through
+    than the limit. A test that counts hits exactly therefore starts
     at a window's start, or it fails whenever the machine's clock puts a boundary inside it.
     """
     real = time.time
@@ -136,11 +137,11 @@ def test_login_limit_per_client_answers_429(limited: TestClient) -> None:
 def test_login_limit_lifts_once_the_window_has_passed(
     database_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A 3 s window that starts with the test: three logins fit in it even on a loaded machine, so the
-    # third is refused.
-    start_of_a_window(monkeypatch, 3)
     for client in client_for(make_settings(database_url, rate_limit_login_per_client="2/3 seconds")):
         assert client.post("/users", json={"username": "alice", "password": PASSWORD}).status_code == 201
+        # A 3 s window that starts with the logins: three fit in it even on a loaded machine, so the
+        # third is refused.
+        start_of_a_window(monkeypatch, 3)
         statuses = [login(client) for _ in range(3)]
         assert 429 in statuses, statuses
         refused = client.post("/auth/token", json={"username": "alice", "password": PASSWORD})
