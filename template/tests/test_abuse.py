@@ -97,8 +97,8 @@ def start_of_a_window(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
     The sliding-window counter aligns its windows on the epoch, weighs the previous window's hits by
     the share of the current window still to come, and floors the sum (limits/aio/storage/memory.py,
     acquire_sliding_window_entry): a burst that straddles a window's end gets one more hit through
-    than the limit. A test that counts hits exactly therefore starts
-    at a window's start, or it fails whenever the machine's clock puts a boundary inside it.
+    than the limit. A test that counts hits exactly therefore starts at a window's start, or it
+    fails whenever the machine's clock puts a boundary inside it.
     """
     real = time.time
     offset = seconds - real() % seconds + 0.001
